@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Creates or reuses the project venv (.venv) and installs the pinned requirements.
+# Safe to run twice: it reinstalls only when a requirements file changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then PYTHON="$candidate"; break; fi
+  done
+fi
+version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+case "$version" in
+  3.11|3.12|3.13) ;;
+  *) echo "error: Python $version found as '$PYTHON'; TensorFlow 2.21 + Airflow 3.3 need Python 3.11-3.13." \
+          "Set PYTHON=/path/to/python3.11 and re-run." >&2; exit 2 ;;
+esac
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $PYTHON ($version)"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.requirements.sha256
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing pinned requirements into .venv (a few minutes the first time)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  # Plain pip, no Airflow constraint file: it pins protobuf/numpy too low for TF 2.21.
+  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+  .venv/bin/python -m pip check
+  echo "$want" > "$stamp"
+else
+  echo "setup: .venv is up to date"
+fi
