@@ -1,0 +1,399 @@
+"""DeepLab v3 / v3+ meta-architecture: ASPP, decoder, logits and prediction.
+
+Follows the original ``research/deeplab/model.py`` (reference §5.2, §6): the same scope
+names (``image_pooling``, ``aspp0``, ``aspp{i}_depthwise``/``_pointwise``,
+``concat_projection``, ``decoder/feature_projection0``, ``decoder/decoder_conv{0,1}_*``,
+``logits/semantic``) so that model-zoo checkpoints load by name.
+
+Differences from the original, on purpose:
+* ``deeplab.config.ModelConfig`` replaces ``common.ModelOptions``; the crop size is an
+  explicit argument (it is not a model property) and there is a single output type,
+  'semantic', with ``model_options.num_classes`` classes.
+* Dense prediction cells, NAS backbones, MobileNet-v3 options (squeeze-and-excitation,
+  sum-merge decoder, decoder-as-logits) and TPU sync batch norm are not supported.
+* ``predict_labels_multi_scale`` also returns ``semantic_prob`` (the averaged
+  probabilities), like ``predict_labels``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional, Sequence
+
+from deeplab.compat import slim, tf
+from deeplab.config import ModelConfig
+from deeplab.core import feature_extractor
+
+OUTPUT_TYPE = "semantic"
+LOGITS_SCOPE_NAME = "logits"
+MERGED_LOGITS_SCOPE = "merged_logits"
+IMAGE_POOLING_SCOPE = "image_pooling"
+ASPP_SCOPE = "aspp"
+CONCAT_PROJECTION_SCOPE = "concat_projection"
+DECODER_SCOPE = "decoder"
+META_ARCHITECTURE_SCOPE = "meta_architecture"
+PROB_SUFFIX = "_prob"
+
+# Projection width of each low-level decoder feature (DeepLab v3+ paper).
+_DECODER_PROJECTION_FILTERS = 48
+
+
+def get_extra_layer_scopes(last_layers_contain_logits_only: bool = False) -> list:
+  """Scopes of the layers on top of the backbone (the "last layers" of fine-tuning)."""
+  if last_layers_contain_logits_only:
+    return [LOGITS_SCOPE_NAME]
+  return [LOGITS_SCOPE_NAME, IMAGE_POOLING_SCOPE, ASPP_SCOPE, CONCAT_PROJECTION_SCOPE,
+          DECODER_SCOPE, META_ARCHITECTURE_SCOPE]
+
+
+def scale_dimension(dim, scale):
+  """int((dim - 1) * scale + 1), for a Python number or a scalar tensor."""
+  if isinstance(dim, tf.Tensor):
+    return tf.cast((tf.cast(dim, tf.float32) - 1.0) * scale + 1.0, tf.int32)
+  return int((float(dim) - 1.0) * scale + 1.0)
+
+
+def resize_bilinear(images, size, output_dtype=tf.float32):
+  """Bilinear resize with align_corners=True (what every DeepLab resize uses)."""
+  images = tf.image.resize_bilinear(images, size, align_corners=True)
+  return tf.cast(images, output_dtype)
+
+
+def split_separable_conv2d(inputs, filters: int, kernel_size=3, rate: int = 1,
+                           weight_decay: float = 0.00004,
+                           depthwise_weights_initializer_stddev: float = 0.33,
+                           pointwise_weights_initializer_stddev: float = 0.06,
+                           scope: str = "separable"):
+  """Depthwise conv (BN + activation from the arg scope) then a 1x1 conv.
+
+  Unlike ``slim.separable_conv2d`` the activation sits between the two convs; variables
+  live in ``<scope>_depthwise`` (not regularised) and ``<scope>_pointwise`` (L2).
+  """
+  net = slim.separable_conv2d(
+      inputs, None, kernel_size=kernel_size, depth_multiplier=1, rate=rate,
+      weights_initializer=tf.truncated_normal_initializer(
+          stddev=depthwise_weights_initializer_stddev),
+      weights_regularizer=None, scope=scope + "_depthwise")
+  return slim.conv2d(
+      net, filters, 1,
+      weights_initializer=tf.truncated_normal_initializer(
+          stddev=pointwise_weights_initializer_stddev),
+      weights_regularizer=slim.l2_regularizer(weight_decay), scope=scope + "_pointwise")
+
+
+def _batch_norm_params(model_options: ModelConfig, is_training: bool,
+                       fine_tune_batch_norm: bool) -> dict:
+  return {"is_training": bool(is_training and fine_tune_batch_norm),
+          "decay": model_options.batch_norm_decay, "epsilon": 1e-5,
+          "scale": True, "center": True}
+
+
+def _activation(model_options: ModelConfig):
+  return tf.nn.relu6 if model_options.use_bounded_activation else tf.nn.relu
+
+
+def _static_or_dynamic(images, crop_size):
+  """(height, width) from crop_size, else the images' dynamic shape."""
+  if crop_size:
+    return int(crop_size[0]), int(crop_size[1])
+  shape = tf.shape(images)
+  return shape[1], shape[2]
+
+
+def extract_features(images, model_options: ModelConfig, crop_size=None,
+                     weight_decay: float = 0.0001, reuse=None, is_training: bool = False,
+                     fine_tune_batch_norm: bool = False):
+  """Backbone features followed by ASPP (when ``aspp_with_batch_norm``).
+
+  Args:
+    images: [batch, height, width, 3] raw pixels.
+    model_options: The model configuration.
+    crop_size: (height, width) of ``images`` when static, for the image-pooling kernel;
+      None for a global mean.
+    weight_decay: L2 weight decay.
+    reuse: Variable reuse.
+    is_training: Training graph (dropout on) or not.
+    fine_tune_batch_norm: Train batch norm (only meaningful with is_training).
+
+  Returns:
+    (features, end_points) where features are the ASPP output (256 channels) or the raw
+    backbone features without ``aspp_with_batch_norm``.
+  """
+  features, end_points = feature_extractor.extract_features(
+      images, output_stride=model_options.output_stride, multi_grid=model_options.multi_grid,
+      model_variant=model_options.model_variant,
+      depth_multiplier=model_options.depth_multiplier,
+      divisible_by=model_options.divisible_by, weight_decay=weight_decay, reuse=reuse,
+      is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm,
+      use_bounded_activation=model_options.use_bounded_activation)
+  if not model_options.aspp_with_batch_norm:
+    return features, end_points
+
+  output_stride = model_options.output_stride
+  depth = model_options.aspp_convs_filters
+  with slim.arg_scope([slim.conv2d, slim.separable_conv2d],
+                      weights_regularizer=slim.l2_regularizer(weight_decay),
+                      activation_fn=_activation(model_options),
+                      normalizer_fn=slim.batch_norm, padding="SAME", stride=1, reuse=reuse), \
+      slim.arg_scope([slim.batch_norm],
+                     **_batch_norm_params(model_options, is_training, fine_tune_batch_norm)):
+    branches = []
+    if model_options.add_image_level_feature:
+      if crop_size:
+        # A fixed kernel (not a global mean) keeps training and a larger eval crop
+        # consistent; image_pooling_crop_size lets eval pool over the training crop.
+        pool_crop = model_options.image_pooling_crop_size or crop_size
+        pool_h = scale_dimension(pool_crop[0], 1.0 / output_stride)
+        pool_w = scale_dimension(pool_crop[1], 1.0 / output_stride)
+        image_feature = slim.avg_pool2d(features, [pool_h, pool_w],
+                                        list(model_options.image_pooling_stride),
+                                        padding="VALID")
+        resize_h = scale_dimension(crop_size[0], 1.0 / output_stride)
+        resize_w = scale_dimension(crop_size[1], 1.0 / output_stride)
+      else:
+        image_feature = tf.reduce_mean(features, axis=[1, 2], keepdims=True)
+        resize_h, resize_w = tf.shape(features)[1], tf.shape(features)[2]
+      image_feature = slim.conv2d(image_feature, depth, 1, scope=IMAGE_POOLING_SCOPE)
+      image_feature = resize_bilinear(image_feature, [resize_h, resize_w], image_feature.dtype)
+      image_feature.set_shape([None, resize_h if isinstance(resize_h, int) else None,
+                               resize_w if isinstance(resize_w, int) else None, depth])
+      branches.append(image_feature)
+
+    branches.append(slim.conv2d(features, depth, 1, scope=ASPP_SCOPE + "0"))
+    for i, rate in enumerate(model_options.atrous_rates or (), 1):
+      scope = ASPP_SCOPE + str(i)
+      if model_options.aspp_with_separable_conv:
+        branches.append(split_separable_conv2d(features, filters=depth, rate=rate,
+                                               weight_decay=weight_decay, scope=scope))
+      else:
+        branches.append(slim.conv2d(features, depth, 3, rate=rate, scope=scope))
+
+    net = tf.concat(branches, 3)
+    if model_options.aspp_with_concat_projection:
+      net = slim.conv2d(net, depth, 1, scope=CONCAT_PROJECTION_SCOPE)
+      net = slim.dropout(net, keep_prob=0.9, is_training=is_training,
+                         scope=CONCAT_PROJECTION_SCOPE + "_dropout")
+    return net, end_points
+
+
+def refine_by_decoder(features, end_points, crop_size, decoder_output_stride: Sequence[int],
+                      model_options: ModelConfig, weight_decay: float = 0.0001, reuse=None,
+                      is_training: bool = False, fine_tune_batch_norm: bool = False):
+  """DeepLab v3+ decoder: fuse low-level end points at each decoder output stride.
+
+  For each stride s (descending), the end point is projected to 48 channels
+  (``feature_projection{i}``), both tensors are resized to crop/s, concatenated and
+  smoothed by two 3x3 convs (``decoder_conv0``/``decoder_conv1``, separable by default).
+  Stages after the first add the suffix ``_1``, ``_2`` … to their scopes.
+
+  Args:
+    features: ASPP output.
+    end_points: Backbone end points.
+    crop_size: (height, width), Python ints or scalar tensors.
+    decoder_output_stride: Strides, in descending order.
+    model_options: The model configuration.
+    weight_decay, reuse, is_training, fine_tune_batch_norm: as ``extract_features``.
+
+  Returns:
+    Decoder features [batch, crop/min(stride), …, decoder_filters].
+  """
+  with slim.arg_scope([slim.conv2d, slim.separable_conv2d],
+                      weights_regularizer=slim.l2_regularizer(weight_decay),
+                      activation_fn=_activation(model_options),
+                      normalizer_fn=slim.batch_norm, padding="SAME", stride=1, reuse=reuse), \
+      slim.arg_scope([slim.batch_norm],
+                     **_batch_norm_params(model_options, is_training, fine_tune_batch_norm)), \
+      tf.variable_scope(DECODER_SCOPE, DECODER_SCOPE, [features]):
+    net = features
+    depth = model_options.decoder_filters
+    for stage, output_stride in enumerate(decoder_output_stride):
+      # A single stage keeps the original's unsuffixed names (checkpoint compatibility).
+      suffix = f"_{stage}" if stage else ""
+      keys = feature_extractor.decoder_end_point_keys(model_options.model_variant,
+                                                      output_stride)
+      height = scale_dimension(crop_size[0], 1.0 / output_stride)
+      width = scale_dimension(crop_size[1], 1.0 / output_stride)
+      static_h = height if isinstance(height, int) else None
+      static_w = width if isinstance(width, int) else None
+      for i, key in enumerate(keys):
+        projected = slim.conv2d(end_points[key], _DECODER_PROJECTION_FILTERS, 1,
+                                scope=f"feature_projection{i}{suffix}")
+        merged = []
+        for tensor in (net, projected):
+          tensor = resize_bilinear(tensor, [height, width], tensor.dtype)
+          tensor.set_shape([None, static_h, static_w, None])
+          merged.append(tensor)
+        net = tf.concat(merged, 3)
+        if model_options.decoder_use_separable_conv:
+          net = split_separable_conv2d(net, filters=depth, rate=1, weight_decay=weight_decay,
+                                       scope=f"decoder_conv0{suffix}")
+          net = split_separable_conv2d(net, filters=depth, rate=1, weight_decay=weight_decay,
+                                       scope=f"decoder_conv1{suffix}")
+        else:
+          net = slim.repeat(net, 2, slim.conv2d, depth, 3, scope=f"decoder_conv{i}{suffix}")
+    return net
+
+
+def get_branch_logits(features, num_classes: int, atrous_rates: Optional[Sequence[int]] = None,
+                      aspp_with_batch_norm: bool = False, kernel_size: int = 1,
+                      weight_decay: float = 0.0001, reuse=None, scope_suffix: str = OUTPUT_TYPE):
+  """Class logits, ``logits/semantic`` (1x1, no BN, no activation, stddev 0.01).
+
+  Without ``aspp_with_batch_norm`` and with atrous rates (DeepLab v2), one atrous conv
+  per rate (``semantic``, ``semantic_1`` …) is applied here and the results are summed.
+
+  Raises:
+    ValueError: when ``kernel_size`` is not 1 although ASPP already ran or there are no
+      atrous rates.
+  """
+  if aspp_with_batch_norm or not atrous_rates:
+    if kernel_size != 1:
+      raise ValueError("logits_kernel_size must be 1 when atrous_rates is empty or "
+                       f"aspp_with_batch_norm is set; got {kernel_size}")
+    atrous_rates = [1]
+  with slim.arg_scope([slim.conv2d], weights_regularizer=slim.l2_regularizer(weight_decay),
+                      weights_initializer=tf.truncated_normal_initializer(stddev=0.01),
+                      reuse=reuse), \
+      tf.variable_scope(LOGITS_SCOPE_NAME, LOGITS_SCOPE_NAME, [features]):
+    branches = []
+    for i, rate in enumerate(atrous_rates):
+      scope = scope_suffix + (f"_{i}" if i else "")
+      branches.append(slim.conv2d(features, num_classes, kernel_size=kernel_size, rate=rate,
+                                  activation_fn=None, normalizer_fn=None, scope=scope))
+    return tf.add_n(branches)
+
+
+def _get_logits(images, model_options: ModelConfig, crop_size, weight_decay: float, reuse,
+                is_training: bool, fine_tune_batch_norm: bool):
+  features, end_points = extract_features(
+      images, model_options, crop_size=crop_size, weight_decay=weight_decay, reuse=reuse,
+      is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm)
+  if model_options.decoder_output_stride:
+    decoder_crop = crop_size or [tf.shape(images)[1], tf.shape(images)[2]]
+    features = refine_by_decoder(
+        features, end_points, decoder_crop, model_options.decoder_output_stride,
+        model_options, weight_decay=weight_decay, reuse=reuse, is_training=is_training,
+        fine_tune_batch_norm=fine_tune_batch_norm)
+  return get_branch_logits(
+      features, model_options.num_classes, model_options.atrous_rates,
+      aspp_with_batch_norm=model_options.aspp_with_batch_norm,
+      kernel_size=model_options.logits_kernel_size, weight_decay=weight_decay, reuse=reuse,
+      scope_suffix=OUTPUT_TYPE)
+
+
+def multi_scale_logits(images, model_options: ModelConfig, crop_size=None,
+                       image_pyramid: Optional[Sequence[float]] = None,
+                       weight_decay: float = 0.0001, is_training: bool = False,
+                       fine_tune_batch_norm: bool = False) -> Dict[str, Dict[str, tf.Tensor]]:
+  """Logits for each scale of an image pyramid, and their max/avg merge.
+
+  All logits are resized to crop · max(1, max(pyramid)) / logits_OS, where logits_OS is
+  the smallest decoder stride (or the output stride without a decoder). Variables are
+  shared between scales (tf.AUTO_REUSE).
+
+  Args:
+    images: [batch, height, width, 3] raw pixels.
+    model_options: The model configuration.
+    crop_size: (height, width) of ``images``; None means dynamic (global image pooling).
+    image_pyramid: Input scales; None uses ``model_options.image_pyramid`` or [1.0].
+    weight_decay: L2 weight decay.
+    is_training: Training graph or not.
+    fine_tune_batch_norm: Train batch norm.
+
+  Returns:
+    {'semantic': {'merged_logits': T}} with one scale, else also 'logits_%.2f' per scale.
+  """
+  if image_pyramid is None:
+    image_pyramid = model_options.image_pyramid
+  image_pyramid = list(image_pyramid or [1.0])
+  crop_h, crop_w = _static_or_dynamic(images, crop_size)
+  crop_size = (crop_h, crop_w) if crop_size else None
+
+  if model_options.decoder_output_stride:
+    logits_output_stride = min(model_options.decoder_output_stride)
+  else:
+    logits_output_stride = model_options.output_stride
+  logits_scale = max(1.0, max(image_pyramid)) / logits_output_stride
+  logits_size = [scale_dimension(crop_h, logits_scale), scale_dimension(crop_w, logits_scale)]
+
+  num_channels = images.get_shape().as_list()[-1]
+  scales_to_logits: Dict[str, tf.Tensor] = {}
+  for image_scale in image_pyramid:
+    options = model_options
+    if image_scale != 1.0:
+      scaled_size = [scale_dimension(crop_h, image_scale), scale_dimension(crop_w, image_scale)]
+      scaled_images = resize_bilinear(images, scaled_size, images.dtype)
+      scaled_crop = None
+      if crop_size:
+        scaled_images.set_shape([None, scaled_size[0], scaled_size[1], num_channels])
+        scaled_crop = tuple(scaled_size)
+      if model_options.image_pooling_crop_size:
+        options = dataclasses.replace(model_options, image_pooling_crop_size=tuple(
+            scale_dimension(d, image_scale) for d in model_options.image_pooling_crop_size))
+    else:
+      scaled_images, scaled_crop = images, crop_size
+    logits = _get_logits(scaled_images, options, scaled_crop, weight_decay=weight_decay,
+                         reuse=tf.AUTO_REUSE, is_training=is_training,
+                         fine_tune_batch_norm=fine_tune_batch_norm)
+    logits = resize_bilinear(logits, logits_size, logits.dtype)
+    if len(image_pyramid) == 1:
+      return {OUTPUT_TYPE: {MERGED_LOGITS_SCOPE: logits}}
+    scales_to_logits["logits_%.2f" % image_scale] = logits
+
+  stacked = tf.stack(list(scales_to_logits.values()), axis=4)
+  merge = tf.reduce_max if model_options.merge_method == "max" else tf.reduce_mean
+  scales_to_logits[MERGED_LOGITS_SCOPE] = merge(stacked, axis=4)
+  return {OUTPUT_TYPE: scales_to_logits}
+
+
+def predict_labels(images, model_options: ModelConfig, crop_size=None,
+                   image_pyramid: Optional[Sequence[float]] = None) -> Dict[str, tf.Tensor]:
+  """Inference: {'semantic': int64 [B, H, W], 'semantic_prob': float [B, H, W, C]}.
+
+  With ``prediction_with_upsampled_logits`` (default) the logits are bilinearly resized
+  to the input size before argmax; otherwise argmax is taken at logits resolution and
+  upsampled with nearest neighbour (faster, blockier).
+  """
+  logits = multi_scale_logits(images, model_options, crop_size, image_pyramid=image_pyramid,
+                              is_training=False,
+                              fine_tune_batch_norm=False)[OUTPUT_TYPE][MERGED_LOGITS_SCOPE]
+  size = tf.shape(images)[1:3]
+  if model_options.prediction_with_upsampled_logits:
+    logits = resize_bilinear(logits, size, logits.dtype)
+    return {OUTPUT_TYPE: tf.argmax(logits, 3),
+            OUTPUT_TYPE + PROB_SUFFIX: tf.nn.softmax(logits)}
+  labels = tf.image.resize_nearest_neighbor(tf.expand_dims(tf.argmax(logits, 3), 3), size,
+                                            align_corners=True, name="resize_prediction")
+  probs = tf.image.resize_bilinear(tf.nn.softmax(logits), size, align_corners=True,
+                                   name="resize_prob")
+  return {OUTPUT_TYPE: tf.squeeze(labels, 3), OUTPUT_TYPE + PROB_SUFFIX: probs}
+
+
+def predict_labels_multi_scale(images, model_options: ModelConfig, crop_size=None,
+                               eval_scales: Sequence[float] = (1.0,),
+                               add_flipped_images: bool = False) -> Dict[str, tf.Tensor]:
+  """Inference averaged over scales and (optionally) left-right flips.
+
+  For each scale (and flipped copy, whose logits are flipped back) the logits are
+  resized to the input size and turned into probabilities; the probabilities are
+  averaged and the argmax taken.
+
+  Returns:
+    {'semantic': int64 [B, H, W], 'semantic_prob': averaged probabilities [B, H, W, C]}.
+  """
+  size = tf.shape(images)[1:3]
+  probabilities = []
+  for image_scale in eval_scales:
+    inputs = [(images, False)]
+    if add_flipped_images:
+      inputs.append((tf.reverse(images, [2]), True))
+    for batch, flipped in inputs:
+      logits = multi_scale_logits(batch, model_options, crop_size, image_pyramid=[image_scale],
+                                  is_training=False,
+                                  fine_tune_batch_norm=False)[OUTPUT_TYPE][MERGED_LOGITS_SCOPE]
+      if flipped:
+        logits = tf.reverse(logits, [2])
+      logits = resize_bilinear(logits, size, logits.dtype)
+      probabilities.append(tf.nn.softmax(logits))
+  mean_prob = tf.add_n(probabilities) / float(len(probabilities))
+  return {OUTPUT_TYPE: tf.argmax(mean_prob, 3), OUTPUT_TYPE + PROB_SUFFIX: mean_prob}
