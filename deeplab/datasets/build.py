@@ -1,0 +1,295 @@
+"""`python -m deeplab build-tfrecords`: any supported layout -> sharded TFRecords + manifest.json.
+
+    python -m deeplab build-tfrecords --format=voc --source=VOCdevkit/VOC2012 \
+        --output_dir=gs://bucket/datasets/voc --num_workers=2
+
+One pipeline for every format: the converter lists (split, stem, image, label) and the dataset
+facts; the listing is checked (missing labels, duplicate stems, empty splits); every example is
+checked and encoded into shards in a hidden staging folder; only when all succeeded are the
+shards renamed into place and manifest.json written, last. A complete output whose fingerprint
+matches is left alone (a no-op that says so).
+"""
+
+import concurrent.futures
+import datetime
+import glob
+import logging
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from absl import flags
+
+from deeplab import storage
+from deeplab.datasets import converters, features, validate
+from deeplab.datasets.converters.base import ConvertOptions, DatasetSpec
+from deeplab.datasets.fingerprint import (CONVERTER_VERSION, DEFAULTS, FORMATS, compute_fingerprint,
+                                          normalize_options)
+from deeplab.datasets.sharded_writer import (ShardTask, default_num_shards, fsync_all,
+                                             merge_histograms, split_into_shards, write_shards)
+from deeplab.errors import UserInputError
+from deeplab.flag_util import define as _d
+
+log = logging.getLogger("deeplab.build")
+FLAGS = flags.FLAGS
+_STAGING_PREFIX = ".build-"
+_SHARD_GLOB = "*-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord"
+
+_d(flags.DEFINE_enum, "format", None, list(FORMATS), "Source layout.")
+_d(flags.DEFINE_string, "source", None, "Dataset root folder or gs:// prefix (synthetic: where to "
+   "generate; default a temporary folder).")
+_d(flags.DEFINE_string, "output_dir", None, "Where shards and manifest.json go (or gs://).")
+_d(flags.DEFINE_integer, "num_shards", None, "Shards per split (default: voc 4, cityscapes 10, "
+   "ade20k 4, folder/synthetic one per ~1000 examples).")
+_d(flags.DEFINE_integer, "num_workers", 2, "Worker processes; 0 converts serially.")
+_d(flags.DEFINE_enum, "on_bad_example", "fail", ["fail", "skip"],
+   "fail: stop before writing anything visible; skip: convert the rest, list the bad ones in "
+   "manifest.json.")
+_d(flags.DEFINE_enum, "image_format", "jpg", ["jpg", "jpeg", "png"], "VOC image extension.")
+_d(flags.DEFINE_string, "dataset_name", None, "Name in manifest.json (default per format).")
+_d(flags.DEFINE_integer, "num_classes", None, "Number of classes (default per format).")
+_d(flags.DEFINE_list, "class_names", None, "Comma-separated class names (index order).")
+_d(flags.DEFINE_string, "classes_json", None, 'JSON list of class names or {"class_names": [...], '
+   '"ignore_label": 255} (folder default: <source>/classes.json).')
+_d(flags.DEFINE_integer, "ignore_label", None, "Label value of ignored pixels (default per "
+   "format).")
+_d(flags.DEFINE_list, "splits", None, "Splits to convert (default: all found).")
+_d(flags.DEFINE_list, "split_lists", None, "folder: name=list_file pairs (default "
+   "<source>/splits/*.txt).")
+_d(flags.DEFINE_float, "val_ratio", 0.2, "folder without list files: share of examples in val.")
+_d(flags.DEFINE_integer, "seed", 0, "Seed of the folder train/val split and of synthetic data.")
+_d(flags.DEFINE_integer, "synthetic_num_train", 120, "synthetic: training examples.")
+_d(flags.DEFINE_integer, "synthetic_num_val", 30, "synthetic: validation examples.")
+_d(flags.DEFINE_integer, "synthetic_image_size", 64, "synthetic: image side in pixels.")
+_d(flags.DEFINE_integer, "synthetic_num_classes", 5, "synthetic: classes including background.")
+_d(flags.DEFINE_boolean, "overwrite", False, "Replace an output_dir that holds a different "
+   "dataset.")
+_d(flags.DEFINE_string, "result_json", None, "Where to write the result summary (or gs://).")
+
+
+def _fingerprint_options(opts: ConvertOptions) -> Dict[str, Any]:
+  return {k: getattr(opts, k) for k in DEFAULTS}
+
+
+def _read_manifest(output_dir: str) -> Optional[dict]:
+  uri = storage.join(output_dir, features.MANIFEST)
+  return storage.read_json(uri) if storage.exists(uri) else None
+
+
+def _is_complete(output_dir: str, manifest: dict) -> bool:
+  names = set(storage.listdir(output_dir))
+  for split in manifest.get("splits", {}).values():
+    for shard in split.get("shards", []):
+      if shard["name"] not in names:
+        return False
+      path = os.path.join(output_dir, shard["name"])
+      if not storage.is_gcs(output_dir) and os.path.getsize(path) != shard["bytes"]:
+        return False
+  return True
+
+
+def _listing_problems(spec: DatasetSpec, skip: bool) -> List[Dict[str, str]]:
+  problems = list(spec.problems) + validate.check_listing(spec.examples)
+  if problems and not skip:
+    more = ""
+    if len(problems) > 1:
+      more = f" ({len(problems) - 1} more problems; --on_bad_example=skip converts the rest)"
+    raise UserInputError(problems[0][1] + more)
+  bad = {id(ex) for ex, _ in problems}
+  spec.examples = [ex for ex in spec.examples if id(ex) not in bad]
+  return [{"file": ex.image_display, "reason": reason} for ex, reason in problems]
+
+
+def _publish(out_dir: str, output_uri: str, results, manifest: dict) -> None:
+  """Replaces any old shards with the staged ones, then writes manifest.json last."""
+  # Durable before renaming: after a machine crash no final name may point at a short shard.
+  fsync_all([r.path for r in results])
+  old_manifest = os.path.join(out_dir, features.MANIFEST)
+  if os.path.exists(old_manifest):
+    os.remove(old_manifest)  # Readers must never pair an old manifest with new shards.
+  if storage.is_gcs(output_uri):
+    for uri in [storage.join(output_uri, features.MANIFEST)] + storage.glob(
+        storage.join(output_uri, _SHARD_GLOB)):
+      if storage.exists(uri):
+        storage.delete(uri)
+  for stale in glob.glob(os.path.join(out_dir, _SHARD_GLOB)):
+    os.remove(stale)  # Left by a killed or replaced conversion: would match `<split>-*`.
+  for r in results:
+    os.replace(r.path, os.path.join(out_dir, r.name))
+  storage.write_json(os.path.join(out_dir, features.MANIFEST), manifest)
+
+
+def _manifest(spec: DatasetSpec, opts: ConvertOptions, fingerprint: str, results,
+              skipped: List[Dict[str, str]]) -> dict:
+  splits, conversions, formats = {}, [], set()
+  for split in spec.split_names:
+    rs = [r for r in results if r.split == split]
+    hist = merge_histograms(rs)
+    counts = [0 if c == spec.ignore_label else hist[c] for c in range(spec.num_classes)]
+    splits[split] = {
+        "num_examples": sum(r.num_examples for r in rs),
+        "shards": [{"name": r.name, "sha256": r.sha256, "bytes": r.bytes,
+                    "num_examples": r.num_examples} for r in rs],
+        "class_pixel_counts": counts, "ignored_pixels": hist[spec.ignore_label],
+        "max_height": max(r.max_height for r in rs), "max_width": max(r.max_width for r in rs),
+    }
+    for r in rs:
+      conversions.extend(r.channel_conversions)
+      skipped.extend(r.skipped)
+      formats.update(r.image_formats)
+  return {
+      "format_version": 1, "name": spec.name, "fingerprint": fingerprint,
+      "converter": {"format": opts.format, "version": CONVERTER_VERSION,
+                    "options": normalize_options(opts.format, _fingerprint_options(opts))},
+      "source": opts.source, "num_classes": spec.num_classes, "ignore_label": spec.ignore_label,
+      "class_names": spec.class_names,
+      "image_format": formats.pop() if len(formats) == 1 else "mixed",
+      "splits": splits, "channel_conversions": conversions, "skipped": skipped,
+      "notes": spec.notes,
+      "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+  }
+
+
+def convert(spec: DatasetSpec, opts: ConvertOptions, out_dir: str, output_uri: str,
+            fingerprint: Callable[[], str], num_workers: int) -> dict:
+  """Checks and writes `spec` into the local folder `out_dir`; returns the manifest.
+
+  `fingerprint` is called once the shards are written (it may still be computing meanwhile).
+  """
+  skip = opts.on_bad_example == "skip"
+  skipped = _listing_problems(spec, skip)
+  by_split = {s: [ex for ex in spec.examples if ex.split == s] for s in spec.split_names}
+  validate.check_splits_not_empty({s: len(v) for s, v in by_split.items()}, opts.source)
+  rules = validate.LabelRules(spec.num_classes, spec.ignore_label, spec.label_map,
+                              spec.label_map_name)
+  for stale in os.listdir(out_dir):
+    if stale.startswith(_STAGING_PREFIX):  # a killed run's staging folder
+      shutil.rmtree(os.path.join(out_dir, stale), ignore_errors=True)
+  staging = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=out_dir)
+  try:
+    tasks = []
+    for split, examples in by_split.items():
+      n = opts.num_shards or spec.default_num_shards or default_num_shards(len(examples))
+      for i, chunk in enumerate(split_into_shards(examples, n)):
+        tasks.append(ShardTask(split, i, n, chunk, rules, staging, skip))
+    log.info("converting %d examples of %s into %d shards with %d workers",
+             len(spec.examples), ", ".join(spec.split_names), len(tasks), num_workers)
+    results = write_shards(tasks, num_workers)
+    validate.check_splits_not_empty(
+        {s: sum(r.num_examples for r in results if r.split == s) for s in spec.split_names},
+        opts.source)
+    manifest = _manifest(spec, opts, fingerprint(), results, skipped)
+    _publish(out_dir, output_uri, results, manifest)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return manifest
+
+
+def build_tfrecords(opts: ConvertOptions, output_dir: str, num_workers: int = 2,
+                    overwrite: bool = False) -> Dict[str, Any]:
+  """Converts `opts.source` into `output_dir` (local or gs://) unless it is already there.
+
+  Returns:
+    The result summary: output_dir, manifest, fingerprint, name, splits (counts), num_examples,
+    skipped, noop, seconds.
+
+  Raises:
+    UserInputError: bad flags, a bad source layout or (with on_bad_example=fail) a bad example.
+  """
+  start = time.time()
+  if opts.format not in FORMATS:
+    raise UserInputError(f"unknown --format {opts.format!r}; choose one of {', '.join(FORMATS)}")
+  if opts.format != "synthetic" and not opts.source:
+    raise UserInputError(f"--source is required for --format={opts.format}")
+  if opts.num_shards is not None and opts.num_shards < 1:
+    raise UserInputError(f"--num_shards is {opts.num_shards}; expected >= 1")
+  if opts.format != "synthetic" and not storage.is_gcs(opts.source) and not os.path.isdir(
+      opts.source):
+    raise UserInputError(f"--source '{opts.source}' is not a folder; pass the dataset's root "
+                         f"folder for --format={opts.format}")
+  existing = _read_manifest(output_dir)
+  fp_args = (opts.format, opts.source, _fingerprint_options(opts))
+  if existing:
+    fingerprint = compute_fingerprint(*fp_args)
+    get_fingerprint = lambda: fingerprint  # noqa: E731
+  else:
+    # Nothing to compare with: hash the source while the workers convert it.
+    hashing = concurrent.futures.ThreadPoolExecutor(1)
+    future = hashing.submit(compute_fingerprint, *fp_args)
+    hashing.shutdown(wait=False)
+    get_fingerprint = future.result
+  noop = False
+  if existing and existing.get("fingerprint") == fingerprint and _is_complete(output_dir,
+                                                                                existing):
+    log.info("%s already holds this dataset (fingerprint %s): nothing to do", output_dir,
+             fingerprint)
+    manifest, noop = existing, True
+  else:
+    if existing and existing.get("fingerprint") == fingerprint:
+      log.info("%s holds this dataset but shards are missing or changed: converting again",
+               output_dir)
+    if existing and existing.get("fingerprint") != fingerprint and not overwrite:
+      raise UserInputError(
+          f"{output_dir} already holds a different dataset (fingerprint "
+          f"{existing.get('fingerprint')}, this conversion is {fingerprint}); choose a new "
+          "--output_dir (e.g. datasets/<name>/<fingerprint>) or pass --overwrite")
+    with tempfile.TemporaryDirectory(prefix="deeplab-synthetic-") as scratch:
+      source = opts.source
+      if opts.format == "synthetic" and (not source or storage.is_gcs(source)):
+        source = scratch
+      elif storage.is_gcs(source):
+        source = storage.stage_in(source)
+      spec = converters.get(opts.format).describe(source, opts)
+      for note in spec.notes:
+        log.info("%s", note)
+      with storage.output_dir(output_dir) as out_dir:
+        manifest = convert(spec, opts, str(out_dir), output_dir, get_fingerprint, num_workers)
+  fingerprint = get_fingerprint()
+  counts = {s: v["num_examples"] for s, v in manifest["splits"].items()}
+  result = {"output_dir": output_dir, "manifest": storage.join(output_dir, features.MANIFEST),
+            "fingerprint": fingerprint, "name": manifest["name"],
+            "num_classes": manifest["num_classes"], "splits": counts,
+            "num_examples": sum(counts.values()), "skipped": len(manifest.get("skipped", [])),
+            "noop": noop, "seconds": round(time.time() - start, 3)}
+  if not noop:
+    log.info("wrote %d examples (%s) to %s, fingerprint %s, %d skipped", result["num_examples"],
+             ", ".join(f"{k} {v}" for k, v in counts.items()), output_dir, fingerprint,
+             result["skipped"])
+  return result
+
+
+def options_from_flags() -> ConvertOptions:
+  split_lists = None
+  if FLAGS.split_lists:
+    split_lists = {}
+    for item in FLAGS.split_lists:
+      name, sep, path = item.partition("=")
+      if not sep or not name or not path:
+        raise UserInputError(f"--split_lists entry {item!r} is not name=path; e.g. "
+                             "--split_lists=train=lists/train.txt,val=lists/val.txt")
+      split_lists[name] = path
+  return ConvertOptions(
+      format=FLAGS.format, source=FLAGS.source, num_shards=FLAGS.num_shards,
+      on_bad_example=FLAGS.on_bad_example, image_format=FLAGS.image_format,
+      dataset_name=FLAGS.dataset_name, num_classes=FLAGS.num_classes,
+      class_names=tuple(FLAGS.class_names) if FLAGS.class_names else None,
+      classes_json=FLAGS.classes_json, ignore_label=FLAGS.ignore_label,
+      splits=tuple(FLAGS.splits) if FLAGS.splits else None, split_lists=split_lists,
+      val_ratio=FLAGS.val_ratio, seed=FLAGS.seed,
+      synthetic_num_train=FLAGS.synthetic_num_train, synthetic_num_val=FLAGS.synthetic_num_val,
+      synthetic_image_size=FLAGS.synthetic_image_size,
+      synthetic_num_classes=FLAGS.synthetic_num_classes)
+
+
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise UserInputError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+  if not FLAGS.format or not FLAGS.output_dir:
+    raise UserInputError("--format and --output_dir are required (see --helpfull)")
+  result = build_tfrecords(options_from_flags(), FLAGS.output_dir, FLAGS.num_workers,
+                           FLAGS.overwrite)
+  if FLAGS.result_json:
+    storage.write_json(FLAGS.result_json, result)
+  return 0

@@ -1,0 +1,148 @@
+"""What a converter hands to the shared pipeline: a list of examples and the dataset's facts.
+
+Converters only look at folder layouts; reading, checking, encoding and writing are the same
+for every format (build.py, validate.py, sharded_writer.py).
+"""
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from deeplab.errors import UserInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceExample:
+  split: str
+  stem: str                 # stored as image/filename
+  image_path: str
+  label_path: Optional[str]
+  image_display: str        # paths relative to --source, for messages and the manifest
+  label_display: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertOptions:
+  """The converter flags of `build-tfrecords`, flag name for flag name."""
+
+  format: str
+  source: str
+  num_shards: Optional[int] = None
+  on_bad_example: str = "fail"
+  image_format: str = "jpg"
+  dataset_name: Optional[str] = None
+  num_classes: Optional[int] = None
+  class_names: Optional[Tuple[str, ...]] = None
+  classes_json: Optional[str] = None
+  ignore_label: Optional[int] = None
+  splits: Optional[Tuple[str, ...]] = None
+  split_lists: Optional[Dict[str, str]] = None
+  val_ratio: float = 0.2
+  seed: int = 0
+  synthetic_num_train: int = 120
+  synthetic_num_val: int = 30
+  synthetic_image_size: int = 64
+  synthetic_num_classes: int = 5
+
+
+@dataclasses.dataclass
+class DatasetSpec:
+  """A converter's answer: the examples to convert and the dataset's facts."""
+
+  name: str
+  num_classes: int
+  ignore_label: int
+  class_names: Optional[List[str]]
+  examples: List[SourceExample]
+  split_names: List[str]                    # every split that must end up non-empty
+  default_num_shards: Optional[int] = None  # None: by size
+  label_map: Optional[Tuple[int, ...]] = None
+  label_map_name: str = ""
+  problems: List[Tuple[SourceExample, str]] = dataclasses.field(default_factory=list)
+  notes: List[str] = dataclasses.field(default_factory=list)
+
+
+def example(source: str, split: str, stem: str, image_path: str,
+            label_path: Optional[str]) -> SourceExample:
+  def rel(p):
+    return os.path.relpath(p, source).replace(os.sep, "/") if p else ""
+  return SourceExample(split, stem, image_path, label_path, rel(image_path), rel(label_path))
+
+
+def select_splits(found: Sequence[str], wanted: Optional[Sequence[str]], source: str) -> List[str]:
+  """`found` filtered to --splits (all when not given); unknown names are an error."""
+  if not wanted:
+    return list(found)
+  missing = [s for s in wanted if s not in found]
+  if missing:
+    raise UserInputError(f"--splits asks for {', '.join(missing)} but '{source}' has only "
+                         f"{', '.join(found) or 'no splits'}; fix --splits")
+  return list(wanted)
+
+
+def read_list_file(path: str, display: str) -> List[str]:
+  """Stems from a split list (one per line; image extensions, folders and blank lines ignored)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.read().split()
+  except OSError as e:
+    raise UserInputError(f"split list '{display}' cannot be read ({e}); check the path") from None
+  stems = []
+  for line in lines:
+    name = os.path.basename(line)
+    root, ext = os.path.splitext(name)
+    stems.append(root if ext.lower() in (".jpg", ".jpeg", ".png") else name)
+  return stems
+
+
+def require_dir(path: str, what: str, fix: str) -> str:
+  if not os.path.isdir(path):
+    raise UserInputError(f"{what} '{path}' does not exist; {fix}")
+  return path
+
+
+def resolve_classes(opts: ConvertOptions, source_json: Optional[str] = None,
+                    defaults: Tuple[Optional[int], Optional[Sequence[str]], int] = (None, None, 255)
+                    ) -> Tuple[int, Optional[List[str]], int]:
+  """num_classes, class_names and ignore_label from flags, a classes JSON, or the defaults.
+
+  The JSON is either a list of names or {"class_names": [...], "num_classes": N,
+  "ignore_label": 255}; explicit flags win over it.
+  """
+  num_classes, names, ignore = defaults
+  names = list(names) if names else None
+  path = opts.classes_json or (source_json if source_json and os.path.isfile(source_json) else None)
+  if path:
+    try:
+      with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    except (OSError, ValueError) as e:
+      raise UserInputError(f"classes JSON '{path}' cannot be read ({e}); expected a list of class "
+                           'names or {"class_names": [...], "ignore_label": 255}') from None
+    if isinstance(data, list):
+      data = {"class_names": data}
+    if not isinstance(data, dict):
+      raise UserInputError(f"classes JSON '{path}' holds {type(data).__name__}; expected a list "
+                           "or an object")
+    names = [str(n) for n in data["class_names"]] if data.get("class_names") else names
+    num_classes = data.get("num_classes", len(names) if names else num_classes)
+    ignore = data.get("ignore_label", ignore)
+  if opts.class_names:
+    names = list(opts.class_names)
+    num_classes = len(names)
+  if opts.num_classes is not None:
+    num_classes = opts.num_classes
+  if opts.ignore_label is not None:
+    ignore = opts.ignore_label
+  if num_classes is None:
+    raise UserInputError("the number of classes is unknown; pass --num_classes, --class_names or "
+                         "--classes_json (or put classes.json in the source folder)")
+  if not 1 <= int(num_classes) <= 256:
+    raise UserInputError(f"--num_classes is {num_classes}; expected 1..256 (labels are 8-bit)")
+  if names is not None and len(names) != num_classes:
+    raise UserInputError(f"{len(names)} class names given but num_classes is {num_classes}; "
+                         "give one name per class")
+  if not 0 <= int(ignore) <= 255:
+    raise UserInputError(f"--ignore_label is {ignore}; expected 0..255")
+  return int(num_classes), names, int(ignore)

@@ -1,0 +1,192 @@
+"""The dataset fingerprint: what the output of a conversion depends on, hashed.
+
+fingerprint = sha256 over (converter version, format, normalised converter options, and the
+sorted list of the source files the format reads with their sizes and crc32c content hashes),
+first 16 hex characters. crc32c is the content hash GCS keeps for every object, so a gs://
+source is fingerprinted from its object listing without downloading a byte, and a local copy of
+the same files gives the same fingerprint.
+
+Pure Python (no TensorFlow): the Airflow layer calls `compute_fingerprint` to pick the dataset
+folder `datasets/<name>/<fingerprint>/` and to skip a conversion that already exists.
+"""
+
+import base64
+import fnmatch
+import functools
+import hashlib
+import json
+import os
+import re
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import google_crc32c
+
+from deeplab.errors import UserInputError
+
+CONVERTER_VERSION = "1"
+FORMATS = ("voc", "cityscapes", "ade20k", "folder", "synthetic")
+
+# Files each format reads, as fnmatch patterns on the POSIX path relative to --source ('*' also
+# matches '/'). Files outside these patterns cannot change the output, so they do not count.
+SOURCE_PATTERNS = {
+    "voc": ("*JPEGImages/*", "*SegmentationClassRaw/*.png", "*SegmentationClass/*.png",
+            "*ImageSets/Segmentation/*.txt"),
+    "cityscapes": ("*leftImg8bit/*_leftImg8bit.png", "*gtFine/*_labelTrainIds.png",
+                   "*gtFine/*_labelIds.png"),
+    "ade20k": ("*images/*.jpg", "*annotations/*.png"),
+    "folder": ("images/*", "masks/*", "splits/*.txt", "classes.json"),
+    "synthetic": (),
+}
+
+# Flag defaults, shared with build.py so that a caller passing only some options gets the
+# fingerprint the command would compute.
+DEFAULTS: Dict[str, Any] = {
+    "num_shards": None, "on_bad_example": "fail", "image_format": "jpg", "dataset_name": None,
+    "num_classes": None, "class_names": None, "classes_json": None, "ignore_label": None,
+    "splits": None, "split_lists": None, "val_ratio": 0.2, "seed": 0,
+    "synthetic_num_train": 120, "synthetic_num_val": 30, "synthetic_image_size": 64,
+    "synthetic_num_classes": 5,
+}
+_INTS = {"num_shards", "num_classes", "ignore_label", "seed", "synthetic_num_train",
+         "synthetic_num_val", "synthetic_image_size", "synthetic_num_classes"}
+_LISTS = {"class_names", "splits", "split_lists"}
+_COMMON = ("num_shards", "on_bad_example", "dataset_name", "num_classes", "class_names",
+           "ignore_label", "splits")
+RELEVANT_OPTIONS = {
+    "voc": _COMMON + ("image_format",),
+    "cityscapes": _COMMON,
+    "ade20k": _COMMON,
+    "folder": _COMMON + ("classes_json", "split_lists", "val_ratio", "seed"),
+    "synthetic": _COMMON + ("seed", "synthetic_num_train", "synthetic_num_val",
+                            "synthetic_image_size", "synthetic_num_classes"),
+}
+
+
+def check_format(fmt: str) -> None:
+  if fmt not in FORMATS:
+    raise UserInputError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _file_digest(path: str) -> str:
+  """base64 big-endian crc32c, the form GCS reports in blob.crc32c."""
+  with open(path, "rb") as f:
+    crc = google_crc32c.value(f.read(1 << 20))
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      crc = google_crc32c.extend(crc, chunk)
+  return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
+
+
+@functools.lru_cache(maxsize=None)
+def _matcher(patterns: Tuple[str, ...]):
+  return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
+
+
+def _wanted(rel: str, patterns: Tuple[str, ...]) -> bool:
+  if rel.startswith(".") or "/." in rel:
+    return False  # staging folders, editor files, .DS_Store ...
+  return _matcher(patterns)(rel) is not None
+
+
+def list_source_files(fmt: str, source: str) -> List[Tuple[str, int, str]]:
+  """(relative POSIX path, size, crc32c) of the files `fmt` reads under `source`, sorted."""
+  patterns = SOURCE_PATTERNS[fmt]
+  if not patterns:
+    return []
+  files = []
+  if source.startswith("gs://"):
+    from deeplab import gcs
+    prefix = source.rstrip("/") + "/"
+    _, name_prefix = gcs.split_gcs(prefix)
+    blobs, _ = gcs.list_blobs(prefix)
+    for b in blobs:
+      rel = b.name[len(name_prefix):]
+      if rel and not rel.endswith("/") and _wanted(rel, patterns):
+        files.append((rel, int(b.size), b.crc32c))
+  else:
+    if not os.path.isdir(source):
+      raise UserInputError(f"--source '{source}' is not a folder; pass the dataset's root folder")
+    root = os.path.join(source, "")
+    for folder, dirs, names in os.walk(source):
+      dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+      prefix = folder[len(root):].replace(os.sep, "/")
+      prefix = prefix + "/" if prefix else ""
+      for n in names:
+        path = os.path.join(folder, n)
+        rel = prefix + n
+        if _wanted(rel, patterns):
+          files.append((rel, os.path.getsize(path), _file_digest(path)))
+  return sorted(files)
+
+
+def _read_small(path: str) -> str:
+  if path.startswith("gs://"):
+    from deeplab import storage
+    return storage.read_text(path)
+  with open(path, encoding="utf-8") as f:
+    return f.read()
+
+
+def _coerce(key: str, value: Any) -> Any:
+  """Flag values as the command parses them: '5' -> 5, 'a,b' -> ['a', 'b'] (callers such as the
+  DAG pass strings), so that both compute the same fingerprint."""
+  if value is None or value == "":
+    return None if key not in ("val_ratio", "on_bad_example", "image_format") else DEFAULTS[key]
+  try:
+    if key in _INTS:
+      return int(value)
+    if key == "val_ratio":
+      return float(value)
+  except (TypeError, ValueError):
+    raise UserInputError(f"converter option {key}={value!r} is not a number") from None
+  if key in _LISTS and isinstance(value, str):
+    value = [v.strip() for v in value.split(",") if v.strip()]
+  if isinstance(value, (list, tuple)):
+    return list(value)
+  return value
+
+
+def normalize_options(fmt: str, options: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+  """The options that change the output of `fmt`, with defaults filled in.
+
+  Files named by options (classes_json, split_lists) count by their content, not their path.
+  """
+  check_format(fmt)
+  options = dict(options or {})
+  unknown = set(options) - set(DEFAULTS) - {"num_workers", "source", "output_dir", "format",
+                                            "result_json", "overwrite"}
+  if unknown:
+    raise UserInputError(f"unknown converter options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+  out = {}
+  for key in RELEVANT_OPTIONS[fmt]:
+    value = _coerce(key, options.get(key, DEFAULTS[key]))
+    if key == "classes_json" and value:
+      value = hashlib.sha256(_read_small(value).encode("utf-8")).hexdigest()
+    if key == "split_lists" and value:
+      if not isinstance(value, dict):  # the flag's form: ["train=lists/train.txt", ...]
+        value = dict(item.split("=", 1) for item in value)
+      value = {k: hashlib.sha256(_read_small(v).encode("utf-8")).hexdigest()
+               for k, v in sorted(dict(value).items())}
+    out[key] = value
+  return out
+
+
+def compute_fingerprint(format: str, source: Optional[str],  # noqa: A002 (flag name)
+                        options: Optional[Mapping[str, Any]] = None) -> str:
+  """The 16-hex-character fingerprint of converting `source` with `options`.
+
+  Args:
+    format: one of FORMATS.
+    source: local folder or gs:// prefix (ignored by 'synthetic', which is fully determined by
+      its options).
+    options: converter options by flag name (num_shards, num_classes, seed, ...); missing ones
+      take the command's defaults, irrelevant ones (num_workers, output_dir) are ignored.
+
+  Returns:
+    16 lowercase hex characters.
+  """
+  opts = normalize_options(format, options)
+  files = [] if format == "synthetic" else list_source_files(format, source)
+  payload = {"version": CONVERTER_VERSION, "format": format, "options": opts,
+             "files": [list(f) for f in files]}
+  blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
+  return hashlib.sha256(blob).hexdigest()[:16]
