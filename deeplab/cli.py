@@ -28,6 +28,11 @@ def _setup_logging() -> None:
 def run_main(main: Callable[[list], int | None], argv: list) -> int:
   """Parses absl flags from argv, calls main(argv) and returns the exit code."""
   _setup_logging()
+  if any(a in ("--help", "--helpfull", "-h") for a in argv[1:]):
+    # absl defines its help flags only through absl.app, which we do not use.
+    print(f"usage: python -m {argv[0]} [--flags…]\n")
+    print(flags.FLAGS.get_help())
+    return EXIT_OK
   try:
     rest = flags.FLAGS(argv)
   except flags.Error as e:

@@ -39,3 +39,9 @@ def test_exceptions_map_to_the_exit_code_contract(exc, code):
 def test_unknown_flag_exits_2():
   assert cli.run_main(lambda argv: 0, ["prog", "--no_such_flag_xyz=1"]) == 2
   flags.FLAGS.unparse_flags()
+
+
+def test_helpfull_lists_the_command_flags():
+  res = _run("build-tfrecords", "--helpfull")
+  assert res.returncode == 0
+  assert "--output_dir" in res.stdout and "--on_bad_example" in res.stdout
