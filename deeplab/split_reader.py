@@ -1,0 +1,92 @@
+"""Reads raw examples of a converted split without the training input pipeline.
+
+Used for the auto eval_crop_size (largest image when the manifest does not record it) and
+for the images that export's self-check runs through the exported model.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from deeplab.compat import tf
+from deeplab.datasets import features
+from deeplab.errors import UserInputError
+
+Example = Tuple[str, np.ndarray, Optional[np.ndarray]]  # name, uint8 [H,W,3], label [H,W]
+
+
+def split_files(local_dir: str, split: str) -> List[str]:
+  """The `<split>-*` shards of a local dataset folder, sorted.
+
+  Raises:
+    UserInputError: the split has no shards.
+  """
+  files = sorted(f for f in _glob.glob(os.path.join(local_dir, features.SPLIT_PATTERN % split))
+                 if not f.endswith(".tmp"))
+  if not files:
+    raise UserInputError(
+        f"{local_dir} has no TFRecord shards for split {split!r} (expected "
+        f"{features.shard_name(split, 0, 1)} …); check --dataset_dir and the split name")
+  return files
+
+
+def _dataset(files: List[str], decode_label: bool):
+  spec = features.parse_spec(tf)
+
+  def parse(record):
+    ex = tf.io.parse_single_example(record, spec)
+    image = tf.io.decode_image(ex[features.IMAGE_ENCODED], channels=3, expand_animations=False)
+    out = {"name": ex[features.IMAGE_FILENAME], "image": image}
+    if decode_label:
+      out["label"] = tf.io.decode_image(ex[features.LABEL_ENCODED], channels=1,
+                                        expand_animations=False)
+    return out
+
+  return tf.data.TFRecordDataset(files).map(parse)
+
+
+def scan_max_size(local_dir: str, split: str) -> Tuple[int, int]:
+  """(max height, max width) over the split, from the height/width features (decoding when 0)."""
+  spec = features.parse_spec(tf)
+
+  def size(record):
+    ex = tf.io.parse_single_example(record, spec)
+    h, w = ex[features.IMAGE_HEIGHT], ex[features.IMAGE_WIDTH]
+    decoded = tf.cond(
+        tf.logical_and(h > 0, w > 0), lambda: tf.stack([h, w]),
+        lambda: tf.cast(tf.shape(tf.io.decode_image(ex[features.IMAGE_ENCODED], channels=3,
+                                                    expand_animations=False))[:2], tf.int64))
+    return decoded
+
+  with tf.Graph().as_default():
+    ds = tf.data.TFRecordDataset(split_files(local_dir, split)).map(size).batch(256)
+    batch = tf.data.make_one_shot_iterator(ds).get_next()
+    best = np.zeros(2, dtype=np.int64)
+    with tf.Session() as sess:
+      while True:
+        try:
+          best = np.maximum(best, sess.run(batch).max(axis=0))
+        except tf.errors.OutOfRangeError:
+          break
+  return int(best[0]), int(best[1])
+
+
+def read_examples(local_dir: str, split: str, limit: int, with_label: bool = True) -> List[Example]:
+  """The first `limit` examples of the split, decoded (the shards' order is deterministic)."""
+  out: List[Example] = []
+  with tf.Graph().as_default():
+    ds = _dataset(split_files(local_dir, split), with_label).take(limit)
+    item = tf.data.make_one_shot_iterator(ds).get_next()
+    with tf.Session() as sess:
+      while True:
+        try:
+          ex = sess.run(item)
+        except tf.errors.OutOfRangeError:
+          break
+        label = ex["label"][:, :, 0] if with_label else None
+        out.append((ex["name"].decode("utf-8", "replace"), ex["image"], label))
+  return out

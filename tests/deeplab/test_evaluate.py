@@ -1,0 +1,102 @@
+"""evaluate: the auto crop rule, a multi-scale + flip run through the CLI, no-checkpoint exit 2."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.deeplab import _eval_kit as kit
+from deeplab import evaluate, eval_pass, run_config
+from deeplab.datasets.descriptors import DatasetInfo
+
+
+@pytest.mark.parametrize("size,stride,expected", [
+    ((500, 375), 16, (513, 385)),   # PASCAL-sized image
+    ((512, 512), 16, (513, 513)),
+    ((513, 513), 16, (513, 513)),   # already of the form 16k+1
+    ((1024, 2048), 16, (1025, 2049)),  # Cityscapes, as the FAQ recommends
+    ((1024, 2048), 8, (1025, 2049)),
+    ((33, 41), 8, (33, 41)),
+    ((34, 42), 8, (41, 49)),
+])
+def test_auto_crop_size_rule(size, stride, expected):
+  assert run_config.auto_crop_size(size[0], size[1], stride) == expected
+
+
+def test_choose_crop_size_from_manifest_or_scan(tmp_path):
+  from deeplab.config import ModelConfig
+  data = kit.write_dataset(str(tmp_path / "d"), sizes=((33, 41), (45, 20)), manifest=False)
+  info = DatasetInfo(name="x", num_classes=3, ignore_label=255, splits_to_sizes={"val": 2})
+  cfg = ModelConfig(num_classes=3, output_stride=16)
+  assert eval_pass.choose_crop_size(info, "val", data, cfg) == (49, 49)  # scanned: 45x41
+  info2 = DatasetInfo(name="x", num_classes=3, ignore_label=255, splits_to_sizes={"val": 2},
+                      max_image_size={"val": (100, 200)})
+  assert eval_pass.choose_crop_size(info2, "val", data, cfg) == (113, 209)
+  resized = ModelConfig(num_classes=3, output_stride=16, min_resize_value=50, max_resize_value=60)
+  assert eval_pass.choose_crop_size(info2, "val", data, resized) == (65, 65)
+
+
+def test_evaluate_multiscale_flip_cli(tmp_path_factory, tmp_path):
+  data, ckpt = kit.shared_run(tmp_path_factory)
+  out, result = tmp_path / "eval", tmp_path / "result.json"
+  code = kit.run_cli(evaluate, [
+      f"--checkpoint_dir={os.path.dirname(ckpt)}", f"--dataset_dir={data}",
+      f"--eval_logdir={out}", "--eval_split=val", "--eval_scales=0.75", "--eval_scales=1.0",
+      "--add_flipped_images", "--output_stride=16",  # a model flag: config.json wins
+      "--max_number_of_evaluations=0", "--num_overlays=2", f"--result_json={result}"])
+  assert code == 0
+  m = json.loads((out / "metrics.json").read_text())
+  assert m["checkpoint_step"] == 7 and m["checkpoint"] == ckpt
+  assert m["model_source"].endswith("config.json")
+  assert m["eval_crop_size"] == [41, 41]  # output_stride 8 (config) -> 8*5+1 fits 37x41
+  assert m["eval_scales"] == [0.75, 1.0] and m["add_flipped_images"] is True
+  assert m["dataset_fingerprint"] == "feedfacecafe0001" and m["num_images"] == 4
+  assert m["class_names"] == ["background", "shape1", "shape2", "shape3", "shape4"]
+  # Every non-ignored pixel of the split is counted exactly once (padding and 255 excluded).
+  expected_pixels = sum(int((kit.make_example(i, h, w, 5)[1] != 255).sum())
+                        for i, (h, w) in enumerate(((33, 41), (29, 33), (37, 30), (33, 33))))
+  assert m["evaluated_pixels"] == expected_pixels
+  assert np.asarray(m["confusion_matrix"]).sum() == expected_pixels
+  assert 0 <= m["miou"] <= 1 and 0 <= m["pixel_accuracy"] <= 1
+  assert len(m["per_class_iou"]) == 5
+  assert "eval/miou_0.75_1.0_flipped_overall" in m["tensorboard_scalars"]
+  assert m["report_files"][:3] == ["report.md", "confusion.png", "per_class_iou.png"]
+  assert sorted(os.listdir(out / "overlays")) == ["000000_img_000.png", "000001_img_001.png"]
+  summary = json.loads(result.read_text())
+  assert summary["miou"] == m["miou"] and summary["metrics_json"] == str(out / "metrics.json")
+
+  from deeplab.compat import tf
+  events = glob.glob(str(out / "events.out.tfevents.*"))
+  tags = {v.tag: v.simple_value for e in tf.train.summary_iterator(events[0])
+          for v in e.summary.value}
+  assert tags["eval/miou_0.75_1.0_flipped_overall"] == pytest.approx(m["miou"])
+  assert "eval/miou_0.75_1.0_flipped_class_0" in tags
+
+
+def test_missing_checkpoint_exits_2_at_once(tmp_path, capsys):
+  (tmp_path / "empty").mkdir()
+  data = kit.write_dataset(str(tmp_path / "d"), sizes=((9, 9),))
+  code = kit.run_cli(evaluate, [f"--checkpoint_dir={tmp_path / 'empty'}", f"--dataset_dir={data}",
+                                f"--eval_logdir={tmp_path / 'e'}"])
+  assert code == 2
+  assert "holds no checkpoint" in capsys.readouterr().err
+
+
+def test_latest_checkpoint_uses_index_basename(tmp_path):
+  (tmp_path / "checkpoint").write_text(
+      'model_checkpoint_path: "/somewhere/else/model.ckpt-30"\n'
+      'all_model_checkpoint_paths: "/somewhere/else/model.ckpt-30"\n')
+  assert run_config.latest_checkpoint(str(tmp_path)) == str(tmp_path / "model.ckpt-30")
+  assert run_config.checkpoint_step(str(tmp_path / "model.ckpt-30")) == 30
+
+
+def test_crop_smaller_than_images_is_user_error(tmp_path_factory, tmp_path, capsys):
+  data, ckpt = kit.shared_run(tmp_path_factory)
+  code = kit.run_cli(evaluate, [f"--checkpoint_path={ckpt}", f"--dataset_dir={data}",
+                                f"--eval_logdir={tmp_path / 'e'}", "--eval_crop_size=17,17",
+                                "--num_overlays=0"])
+  assert code == 2
+  assert "larger than the crop size" in capsys.readouterr().err
+  assert not (tmp_path / "e" / "metrics.json").exists()
