@@ -1,0 +1,134 @@
+"""Orchestration cost: DAG folder parse time, and the demo's wall time through Airflow vs the
+same four `python -m deeplab` commands run directly. Prints one JSON object.
+
+    .venv/bin/python benchmarks/bench_dag.py            # the demo's default settings
+    .venv/bin/python benchmarks/bench_dag.py --quick    # tiny settings (a couple of minutes)
+
+Targets: parse < 0.5 s without importing tensorflow; orchestration overhead < 25 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]
+
+QUICK = {"training_number_of_steps": 20, "train_crop_size": [33, 33], "train_batch_size": 4,
+         "converter_options": {"synthetic_num_train": 32, "synthetic_num_val": 8,
+                               "synthetic_image_size": 32}}
+
+PARSE = """
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag   # Airflow itself is loaded before timing
+t = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "errors": len(bag.import_errors), "dags": len(bag.dags),
+                  "tensorflow_imported": "tensorflow" in sys.modules}))
+"""
+
+
+def parse_time(env: dict, repeats: int = 3) -> dict:
+  runs = []
+  for _ in range(repeats):
+    out = subprocess.run([sys.executable, "-c", PARSE, str(REPO / "dags")], env=env,
+                         capture_output=True, text=True, check=True)
+    runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+  best = min(runs, key=lambda r: r["seconds"])
+  return {"dag_folder_parse_seconds": round(best["seconds"], 3),
+          "dag_folder_parse_seconds_all": [round(r["seconds"], 3) for r in runs],
+          "tensorflow_imported_by_parse": any(r["tensorflow_imported"] for r in runs),
+          "import_errors": best["errors"], "dags": best["dags"]}
+
+
+def run_direct(plan: dict, root_from: str, root_to: str, env: dict) -> dict:
+  """The same four commands with the same flags, straight from a shell, into another root."""
+  from operators.argv import deeplab_argv
+
+  def moved(value):
+    if isinstance(value, str):
+      return value.replace(root_from, root_to)
+    if isinstance(value, dict):
+      return {k: moved(v) for k, v in value.items()}
+    return value
+
+  p = moved(plan)
+  result_json = os.path.join(root_to, "eval_result.json")
+  steps = [
+      ("build_tfrecords", "build-tfrecords", {**p["build_flags"], "format": p["build_format"],
+                                              "source": p["build_source"] or None,
+                                              "output_dir": p["dataset_dir"]}),
+      ("train", "train", {**p["train_flags"], "dataset_dir": p["dataset_dir"],
+                          "train_logdir": p["train_logdir"], "num_clones": p["num_clones"]}),
+      ("evaluate", "evaluate", {**p["eval_flags"], "dataset_dir": p["dataset_dir"],
+                                "checkpoint_dir": p["train_logdir"],
+                                "eval_logdir": p["eval_logdir"], "result_json": result_json}),
+      ("export", "export", {**p["export_flags"], "export_path": p["export_path"]}),
+  ]
+  times = {}
+  for task_id, command, flags in steps:
+    if command == "export":
+      flags["checkpoint_path"] = json.load(open(result_json))["checkpoint"]
+    argv = [sys.executable, "-m", "deeplab", *deeplab_argv(command, flags)]
+    t = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times[task_id] = round(time.perf_counter() - t, 2)
+  return times
+
+
+def main() -> int:
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--quick", action="store_true", help="tiny settings instead of the demo's")
+  args = ap.parse_args()
+  # min_miou 0: export runs in both columns whatever the mIoU (the gate is not what is timed).
+  conf = {**(QUICK if args.quick else {}), "min_miou": 0.0}
+  from demo import airflow_env
+
+  tmp = tempfile.mkdtemp(prefix="bench_dag_")
+  root_dag, root_direct = os.path.join(tmp, "dag"), os.path.join(tmp, "direct")
+  env = {**os.environ, **airflow_env(os.path.join(tmp, "airflow_home"), root_dag),
+         "CUDA_VISIBLE_DEVICES": "", "DEEPLAB_AIRFLOW_HOME": os.path.join(tmp, "airflow_home")}
+  out = {"settings": "quick" if args.quick else "demo defaults", "conf": conf}
+  out.update(parse_time(env))
+
+  t = time.perf_counter()
+  proc = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"), "--json", "--conf",
+                         json.dumps(conf)], env=env, capture_output=True, text=True)
+  demo_process = time.perf_counter() - t
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode or not lines:
+    print(json.dumps({**out, "error": "demo failed", "tail": proc.stdout[-2000:]}))
+    return 1
+  summary = json.loads(lines[-1])
+  from deeplab import storage
+  plan = storage.read_json(os.path.join(summary["run_dir"], "plan.json"))
+
+  direct = run_direct(plan, root_dag, root_direct, env)
+  dag_tasks = {k: v["seconds"] for k, v in summary["tasks"].items()}
+  direct_total = sum(direct.values())
+  dag_total = summary["wall_seconds"]
+  out.update({
+      "miou": summary.get("miou"),
+      "dag_wall_seconds": dag_total,  # DagBag + dag.test(), i.e. the whole DAG run
+      "dag_process_seconds_incl_db_migrate": round(demo_process, 1),
+      "direct_cli_total_seconds": round(direct_total, 1),
+      "per_task_seconds": {k: {"dag": dag_tasks.get(k), "direct": direct.get(k)}
+                           for k in ["resolve_config", "build_tfrecords", "train", "evaluate",
+                                     "gate", "export", "promote"]},
+      "orchestration_overhead": round((dag_total - direct_total) / direct_total, 3),
+      "targets": {"dag_folder_parse_seconds": "< 0.5", "orchestration_overhead": "< 0.25"},
+  })
+  print(json.dumps(out))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,137 @@
+"""The trigger form: DAG Params grouped in sections, JSON-schema validated.
+
+Defaults are the embedded demo (synthetic data, mobilenet_v2, 2 CPU clones, a few minutes);
+every one can be overridden from the form or a run conf.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param
+
+from deeplab.config import OUTPUT_STRIDES, SUPPORTED_VARIANTS
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+FORMATS = ("synthetic", "voc", "cityscapes", "ade20k", "folder")
+INIT_FROM = ("scratch", "model_zoo", "champion")
+LAUNCHERS = ("local", "kubernetes")
+
+# Values of the embedded default; tests and the demo use these names.
+DEFAULTS = {
+    "dataset_name": "synthetic",
+    "dataset_format": "synthetic",
+    "source_uri": "",
+    "converter_options": {},
+    "eval_split": "val",
+    "model_name": "deeplab-synthetic",
+    "model_variant": "mobilenet_v2",
+    "atrous_rates": None,
+    "output_stride": 16,
+    "decoder_output_stride": None,
+    "init_from": "scratch",
+    "tf_initial_checkpoint": "",
+    "initialize_last_layer": True,
+    "num_clones": 2,
+    "train_batch_size": 8,
+    "training_number_of_steps": 300,
+    "base_learning_rate": 0.01,
+    "train_crop_size": [65, 65],
+    "extra_train_flags": {},
+    "min_miou": 0.3,
+    "miou_tolerance": 0.01,
+    "launcher": "local",
+    "force": False,
+}
+
+
+def _p(name, *, section, title, description, **schema):
+  return Param(DEFAULTS[name], section=section, title=title, description=description, **schema)
+
+
+def build_params() -> dict:
+  int_list = {"type": ["null", "array"], "items": {"type": "integer", "minimum": 1}}
+  return {
+      # Data
+      "dataset_name": _p(
+          "dataset_name", section="Data", title="Dataset name", type="string",
+          pattern=NAME_PATTERN,
+          description="Converted data goes to datasets/<name>/<fingerprint>/ under the storage root."),
+      "dataset_format": _p(
+          "dataset_format", section="Data", title="Dataset format", type="string",
+          enum=list(FORMATS),
+          description="Layout of the raw data: voc, cityscapes, ade20k, folder, or synthetic "
+          "(generated shapes; needs no source)."),
+      "source_uri": _p(
+          "source_uri", section="Data", title="Source URI", type="string",
+          description="Raw dataset folder (local path or gs://), inside the storage root. "
+          "Leave empty for the synthetic format."),
+      "converter_options": _p(
+          "converter_options", section="Data", title="Converter options", type="object",
+          description="Extra build-tfrecords flags, e.g. {\"num_classes\": 5} for the folder "
+          "format. They are part of the dataset fingerprint."),
+      "eval_split": _p(
+          "eval_split", section="Data", title="Evaluation split", type="string",
+          pattern=NAME_PATTERN, description="Split evaluated by the gate (e.g. val)."),
+      # Model
+      "model_name": _p(
+          "model_name", section="Model", title="Model name", type="string", pattern=NAME_PATTERN,
+          description="The champion pointer is models/<name>/champion.json."),
+      "model_variant": _p(
+          "model_variant", section="Model", title="Backbone (model_variant)", type="string",
+          enum=list(SUPPORTED_VARIANTS), description="DeepLab backbone, as the original flag."),
+      "atrous_rates": _p(
+          "atrous_rates", section="Model", title="ASPP atrous rates", **int_list,
+          description="e.g. [6, 12, 18] for xception_65 at output stride 16; empty for "
+          "mobilenet_v2."),
+      "output_stride": _p(
+          "output_stride", section="Model", title="Output stride", type="integer",
+          enum=list(OUTPUT_STRIDES), description="Ratio of input to feature-map size."),
+      "decoder_output_stride": _p(
+          "decoder_output_stride", section="Model", title="Decoder output stride", **int_list,
+          description="e.g. [4] to enable the DeepLabv3+ decoder; empty for none."),
+      "init_from": _p(
+          "init_from", section="Model", title="Initialise from", type="string",
+          enum=list(INIT_FROM),
+          description="scratch, model_zoo (the checkpoint below) or champion (fine-tune the "
+          "current champion's checkpoint)."),
+      "tf_initial_checkpoint": _p(
+          "tf_initial_checkpoint", section="Model", title="Model-zoo checkpoint", type="string",
+          description="model.ckpt prefix inside the storage root; used with init_from=model_zoo."),
+      "initialize_last_layer": _p(
+          "initialize_last_layer", section="Model", title="Initialise last layer", type="boolean",
+          description="Off when the checkpoint was trained on a different number of classes."),
+      # Training
+      "num_clones": _p(
+          "num_clones", section="Training", title="Clones (GPUs)", type="integer", minimum=1,
+          maximum=16, description="One model clone per GPU; on CPU, logical CPU devices."),
+      "train_batch_size": _p(
+          "train_batch_size", section="Training", title="Batch size", type="integer", minimum=1,
+          description="Global batch; must divide evenly over the clones."),
+      "training_number_of_steps": _p(
+          "training_number_of_steps", section="Training", title="Training steps", type="integer",
+          minimum=1, description="Number of optimiser steps."),
+      "base_learning_rate": _p(
+          "base_learning_rate", section="Training", title="Base learning rate", type="number",
+          exclusiveMinimum=0, description="Poly schedule start value."),
+      "train_crop_size": _p(
+          "train_crop_size", section="Training", title="Crop size [h, w]", type="array",
+          items={"type": "integer", "minimum": 1}, minItems=2, maxItems=2,
+          description="Training crop, e.g. [513, 513]."),
+      "extra_train_flags": _p(
+          "extra_train_flags", section="Training", title="Other train flags", type="object",
+          description="Any other train.py flag, e.g. {\"fine_tune_batch_norm\": false}."),
+      # Gate
+      "min_miou": _p(
+          "min_miou", section="Gate", title="Minimum mIoU", type="number", minimum=0, maximum=1,
+          description="Export and promote only at or above this mIoU."),
+      "miou_tolerance": _p(
+          "miou_tolerance", section="Gate", title="Tolerance vs champion", type="number",
+          minimum=0, maximum=1,
+          description="Also require mIoU >= champion mIoU - tolerance."),
+      # Runtime
+      "launcher": _p(
+          "launcher", section="Runtime", title="Launcher", type="string", enum=list(LAUNCHERS),
+          description="local: a process on the worker; kubernetes: a pod on a GPU node."),
+      "force": _p(
+          "force", section="Runtime", title="Force training", type="boolean",
+          description="Train even when data and config equal the champion's."),
+  }

@@ -1,0 +1,217 @@
+"""resolve_config: a run conf -> a validated, frozen plan for every later task.
+
+Checks what JSON schema cannot (batch divisible by clones, URIs inside the storage root, no
+shell metacharacters or '..', TrainConfig.problems()), computes the dataset fingerprint, decides
+what can be skipped, and writes runs/<run_id>/config.json (+ plan.json). Nothing here starts
+a job: a bad conf fails before any work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from typing import Any, Mapping, Optional
+
+from deeplab import config as dlconfig
+
+# Characters a shell would interpret; URIs and names never need them.
+_SHELL_CHARS = set(";|&$`<>\\\"'*?!{}()[]#~\n\r\t ")
+_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Flags the pipeline sets itself: a conf may not override them through extra flags.
+_RESERVED_FLAGS = {"dataset_dir", "train_logdir", "num_clones", "result_json", "output_dir",
+                   "source", "format", "checkpoint_dir", "eval_logdir", "export_path",
+                   "checkpoint_path"}
+PIPELINE_VERSION = 1
+
+
+class ConfError(ValueError):
+  """The run conf cannot run; the message lists every problem and how to fix it."""
+
+
+def safe_run_id(run_id: str) -> str:
+  """'manual__2026-11-26T02:00:00+00:00' -> 'manual__2026-11-26T02_00_00_00_00-<hash>'.
+
+  Asset-triggered runs have no logical date, so artifacts are versioned by run_id, made
+  filesystem- and URI-safe; the short hash keeps two ids that sanitise alike apart.
+  """
+  clean = _RUN_ID_UNSAFE.sub("_", run_id).strip("._-")[:100] or "run"
+  if clean == run_id:
+    return clean
+  return f"{clean}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def _join(root: str, *parts: str) -> str:
+  if root.startswith("gs://"):
+    return "/".join([root.rstrip("/"), *parts])
+  return os.path.join(root, *parts)
+
+
+def check_uri(uri: str, what: str, root: str) -> str:
+  """A local path or gs:// URI inside `root`, without shell metacharacters or '..'."""
+  bad = sorted(set(uri) & _SHELL_CHARS)
+  if bad:
+    raise ConfError(f"{what} {uri!r} contains {''.join(bad)!r}: URIs may only use letters, "
+                    "digits and / . _ - : (no shell metacharacters or spaces)")
+  if ".." in uri.replace("\\", "/").split("/"):
+    raise ConfError(f"{what} {uri!r} contains '..': give a path inside the storage root {root}")
+  if root.startswith("gs://"):
+    norm = uri.rstrip("/")
+  elif uri.startswith("gs://"):
+    norm = uri
+  else:
+    norm = os.path.abspath(uri if os.path.isabs(uri) else os.path.join(root, uri))
+  if not (norm == root or norm.startswith(root.rstrip("/") + "/")):
+    raise ConfError(f"{what} {uri!r} is outside the storage root {root}; copy the data under "
+                    f"{root}/ (e.g. {root}/raw/<name>) or change DEEPLAB_STORAGE_ROOT")
+  return norm
+
+
+def _check_flags(flags: Any, what: str) -> dict:
+  if not isinstance(flags, Mapping):
+    raise ConfError(f"{what} must be a JSON object of flag: value, got {flags!r}")
+  for name, value in flags.items():
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+      raise ConfError(f"{what}: {name!r} is not a flag name (lower-case letters, digits, _)")
+    if name in _RESERVED_FLAGS:
+      raise ConfError(f"{what}: --{name} is set by the pipeline; remove it from the conf")
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+      if isinstance(v, (dict, list)) or (isinstance(v, str) and set(v) & _SHELL_CHARS):
+        raise ConfError(f"{what}: --{name}={v!r} must be a plain number, boolean or string "
+                        "without shell metacharacters")
+  return dict(flags)
+
+
+def config_hash(train_flags: Mapping[str, Any]) -> str:
+  """What makes two trainings the same: every flag except where the run writes."""
+  keep = {k: v for k, v in train_flags.items() if k not in ("train_logdir",)}
+  return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root: str,
+            load_champion, fingerprint_fn, exists_fn) -> dict:
+  """The plan for one run. Raises ConfError listing every problem.
+
+  `load_champion(uri)` returns models/<name>/champion.json (or None); `fingerprint_fn(format,
+  source, options)` is deeplab.datasets.fingerprint.compute_fingerprint; `exists_fn(uri)` is
+  deeplab.storage.exists. Both are passed in so that this stays testable without storage.
+  """
+  problems = []
+
+  def attempt(fn, *args):
+    try:
+      return fn(*args)
+    except (ConfError, dlconfig.ConfigError) as e:
+      problems.append(str(e))
+      return None
+
+  root = storage_root
+  attempt(dlconfig.check_name, conf["dataset_name"], "dataset_name")
+  attempt(dlconfig.check_name, conf["model_name"], "model_name")
+  attempt(dlconfig.check_name, conf["eval_split"], "eval_split")
+  source = conf.get("source_uri") or ""
+  fmt = conf["dataset_format"]
+  if source:
+    source = attempt(check_uri, source, "source_uri", root)
+  elif fmt != "synthetic":
+    problems.append(f"source_uri is empty but dataset_format {fmt!r} needs the raw data: give a "
+                    f"folder inside {root}")
+  options = attempt(_check_flags, conf.get("converter_options") or {}, "converter_options") or {}
+  extra = attempt(_check_flags, conf.get("extra_train_flags") or {}, "extra_train_flags") or {}
+  if conf["launcher"] not in ("local", "kubernetes"):
+    problems.append(f"launcher {conf['launcher']!r} must be local or kubernetes")
+
+  # Initial checkpoint.
+  init_from = conf["init_from"]
+  checkpoint = None
+  if init_from == "model_zoo":
+    if not conf.get("tf_initial_checkpoint"):
+      problems.append("init_from is model_zoo but tf_initial_checkpoint is empty: give the "
+                      "model.ckpt prefix of a model-zoo checkpoint inside the storage root")
+    else:
+      checkpoint = attempt(check_uri, conf["tf_initial_checkpoint"], "tf_initial_checkpoint", root)
+  champion_uri = _join(root, "models", conf["model_name"], "champion.json")
+  champion = load_champion(champion_uri) if not problems else None
+  if init_from == "champion":
+    checkpoint = (champion or {}).get("checkpoint")  # first run: no champion yet -> scratch
+
+  train_flags = {
+      "model_variant": conf["model_variant"],
+      "atrous_rates": conf.get("atrous_rates") or None,
+      "output_stride": conf["output_stride"],
+      "decoder_output_stride": conf.get("decoder_output_stride") or None,
+      "num_clones": conf["num_clones"],
+      "train_batch_size": conf["train_batch_size"],
+      "training_number_of_steps": conf["training_number_of_steps"],
+      "base_learning_rate": conf["base_learning_rate"],
+      "train_crop_size": list(conf["train_crop_size"] or []),
+      "tf_initial_checkpoint": checkpoint,
+      "initialize_last_layer": conf["initialize_last_layer"],
+      **extra,
+  }
+  # TrainConfig knows every rule of the trainer (batch vs clones, crop pair, strides, ...).
+  model_keys = {"model_variant", "atrous_rates", "output_stride", "decoder_output_stride"}
+  model_keys |= {f for f in extra if f in dlconfig.ModelConfig.__dataclass_fields__}
+  cfg = None
+  try:
+    model = dlconfig.ModelConfig(**{k: train_flags[k] for k in model_keys},
+                                 num_classes=max(2, int(options.get("num_classes", 2) or 2)))
+    cfg = dlconfig.TrainConfig(model=model, dataset=conf["dataset_name"], **{
+        k: v for k, v in train_flags.items() if k not in model_keys})
+    problems.extend(cfg.problems())
+  except (TypeError, ValueError) as e:
+    problems.append(f"invalid training setting: {e}")
+  if problems:
+    raise ConfError("the run conf was rejected before any work:\n  - " + "\n  - ".join(problems))
+
+  fingerprint = fingerprint_fn(fmt, source or None, options)
+  rid = safe_run_id(run_id)
+  run_dir = _join(root, "runs", rid)
+  dataset_dir = _join(root, "datasets", conf["dataset_name"], fingerprint)
+  train_logdir = _join(run_dir, "train")
+  train_flags = {k: v for k, v in train_flags.items() if v is not None}
+  chash = config_hash({**train_flags, "dataset_fingerprint": fingerprint})
+
+  build_skip = ""
+  if exists_fn(_join(dataset_dir, "manifest.json")):
+    build_skip = (f"dataset fingerprint {fingerprint} is already converted at {dataset_dir} "
+                  "(same source files and options): nothing to do")
+  train_skip = ""
+  if (champion and run_type != "manual" and not conf["force"]
+      and champion.get("dataset_fingerprint") == fingerprint
+      and champion.get("config_hash") == chash):
+    train_skip = (f"the champion (run {champion.get('run_id')}) was trained on the same dataset "
+                  f"fingerprint {fingerprint} with the same config {chash}: training again "
+                  "would waste a GPU node. Trigger with force=true to retrain anyway.")
+
+  return {
+      "run_id": rid,
+      "run_dir": run_dir,
+      "config_uri": _join(run_dir, "config.json"),
+      "train_config": dlconfig.to_dict(cfg),
+      "fingerprint": fingerprint,
+      "dataset_dir": dataset_dir,
+      "build_flags": options,
+      "build_format": fmt,
+      "build_source": source,
+      "build_skip": build_skip,
+      "train_flags": {k: v for k, v in train_flags.items() if k not in ("num_clones",)},
+      "num_clones": conf["num_clones"],
+      "train_logdir": train_logdir,
+      "train_skip": train_skip,
+      "config_hash": chash,
+      "eval_flags": {"eval_split": conf["eval_split"]},
+      "eval_logdir": _join(run_dir, "eval"),
+      "export_path": _join(run_dir, "export"),
+      # The export checks itself on a few images of the evaluated split.
+      "export_flags": {"dataset_dir": dataset_dir, "check_split": conf["eval_split"]},
+      "launcher": conf["launcher"],
+      "model_name": conf["model_name"],
+      "champion_uri": champion_uri,
+      "champion": dict(champion) if champion else None,
+      "min_miou": conf["min_miou"],
+      "miou_tolerance": conf["miou_tolerance"],
+      "pipeline_version": PIPELINE_VERSION,
+  }

@@ -1,0 +1,169 @@
+"""Retrain DeepLab weekly or when new raw data lands; ship only a model that beats the champion.
+
+resolve_config -> build_tfrecords -> train -> evaluate -> gate -> export -> promote
+
+Parsing this file imports airflow.sdk, the operators and deeplab.config only (no TensorFlow,
+no storage client): the heavy work runs in `python -m deeplab` jobs through a launcher.
+Deployment settings come from the environment (operators/settings.py):
+  DEEPLAB_STORAGE_ROOT         local folder or gs://bucket/prefix for every artifact
+  DEEPLAB_RETRAIN_SCHEDULE     cron or preset, default @weekly; "none": on new raw data only
+  DEEPLAB_RAW_DATA_URI         the Asset whose updates trigger a run (default <root>/raw)
+  DEEPLAB_TRAIN_TIMEOUT_MINUTES, DEEPLAB_RETRY_DELAY_SECONDS
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+
+# This repo's operators/ and deeplab/ sit next to dags/; make them importable even when only
+# AIRFLOW__CORE__DAGS_FOLDER points here (scripts/airflow_env.sh also sets PYTHONPATH).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+for _path in (_HERE, os.path.dirname(_HERE)):
+  if _path not in sys.path:
+    sys.path.insert(0, _path)
+
+from airflow.sdk import (Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule,
+                         dag, task)
+
+from deeplab_pipeline.params import build_params
+from operators import (BuildTFRecordsOperator, DeepLabEvalOperator, DeepLabExportOperator,
+                       DeepLabTrainOperator)
+from operators.settings import storage_root
+
+ROOT = storage_root()
+RAW_DATA = Asset(
+    name="deeplab_raw_data",
+    uri=os.environ.get("DEEPLAB_RAW_DATA_URI")
+    or (f"{ROOT}/raw" if ROOT.startswith("gs://") else f"file://{ROOT}/raw"))
+DATASET_ALIAS = AssetAlias("deeplab_dataset")
+MODEL_ALIAS = AssetAlias("deeplab_model")
+RETRY_DELAY = datetime.timedelta(seconds=int(os.environ.get("DEEPLAB_RETRY_DELAY_SECONDS", "60")))
+TRAIN_TIMEOUT = datetime.timedelta(
+    minutes=int(os.environ.get("DEEPLAB_TRAIN_TIMEOUT_MINUTES", "720")))
+# "@weekly" (default) or any cron: that time OR new raw data; "none": only new raw data.
+_CRON = os.environ.get("DEEPLAB_RETRAIN_SCHEDULE", "@weekly").strip()
+SCHEDULE = ([RAW_DATA] if _CRON.lower() in ("", "none", "off") else AssetOrTimeSchedule(
+    timetable=CronTriggerTimetable(_CRON, timezone="UTC"), assets=[RAW_DATA]))
+STAGE_TIMEOUT = datetime.timedelta(hours=2)
+
+
+@dag(
+    dag_id="deeplab_retrain",
+    schedule=SCHEDULE,
+    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["deeplab", "training", "segmentation"],
+    params=build_params(),
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": RETRY_DELAY,
+                  "retry_exponential_backoff": True},
+    doc_md=__doc__,
+)
+def deeplab_retrain():
+
+  @task(multiple_outputs=True, retries=0)
+  def resolve_config(params=None, dag_run=None) -> dict:
+    """Validates the conf beyond the schema and freezes the plan (runs/<run_id>/config.json)."""
+    import json
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deeplab import storage
+    from deeplab.datasets.fingerprint import compute_fingerprint
+    from deeplab.errors import UserInputError
+    from deeplab_pipeline import resolve as r
+
+    def load_champion(uri):
+      return storage.read_json(uri) if storage.exists(uri) else None
+
+    try:
+      plan = r.resolve(dict(params), run_id=dag_run.run_id, run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+                       storage_root=storage_root(), load_champion=load_champion,
+                       fingerprint_fn=compute_fingerprint, exists_fn=storage.exists)
+    except (r.ConfError, UserInputError) as e:
+      raise AirflowFailException(str(e)) from e  # retrying cannot fix a bad conf
+    storage.write_text(plan["config_uri"],
+                       json.dumps(plan["train_config"], indent=2, sort_keys=True) + "\n")
+    storage.write_json(storage.join(plan["run_dir"], "plan.json"), plan)
+    print(f"Run folder {plan['run_dir']}; dataset {plan['dataset_dir']}")
+    for what in ("build_skip", "train_skip"):
+      if plan[what]:
+        print(f"{what}: {plan[what]}")
+    return plan
+
+  plan = resolve_config()
+
+  build = BuildTFRecordsOperator(
+      task_id="build_tfrecords", format=plan["build_format"], source=plan["build_source"],
+      output_dir=plan["dataset_dir"], flags=plan["build_flags"], launcher=plan["launcher"],
+      skip_reason=plan["build_skip"], execution_timeout=STAGE_TIMEOUT)
+
+  train = DeepLabTrainOperator(
+      task_id="train", dataset_dir=plan["dataset_dir"], train_logdir=plan["train_logdir"],
+      num_clones=plan["num_clones"], flags=plan["train_flags"], launcher=plan["launcher"],
+      skip_reason=plan["train_skip"], execution_timeout=TRAIN_TIMEOUT,
+      # Runs when the conversion was skipped (dataset already there), not when it failed.
+      trigger_rule=TriggerRule.NONE_FAILED)
+
+  evaluate = DeepLabEvalOperator(
+      task_id="evaluate", dataset_dir=plan["dataset_dir"], checkpoint_dir=plan["train_logdir"],
+      eval_logdir=plan["eval_logdir"], flags=plan["eval_flags"], launcher=plan["launcher"],
+      execution_timeout=STAGE_TIMEOUT)
+
+  @task(multiple_outputs=True, retries=0)
+  def gate(eval_result: dict, run_dir: str, min_miou: float, tolerance: float,
+           champion: dict | None) -> dict:
+    """Blesses the model or says why not (log + XCom); export/promote run only when blessed."""
+    from deeplab import storage
+    from deeplab_pipeline.gate import decide, find_miou
+
+    miou = find_miou(eval_result or {})
+    decision = decide(miou, min_miou=min_miou, tolerance=tolerance, champion=champion)
+    decision["skip_reason"] = "" if decision["passed"] else f"gate: {decision['reason']}"
+    storage.write_json(storage.join(run_dir, "gate.json"), decision)
+    print(("PASSED: " if decision["passed"] else "NOT PROMOTED: ") + decision["reason"])
+    return decision
+
+  decision = gate(evaluate.output, plan["run_dir"], plan["min_miou"], plan["miou_tolerance"],
+                  plan["champion"])
+
+  export = DeepLabExportOperator(
+      task_id="export",
+      # Exactly the checkpoint the gate judged.
+      checkpoint_path="{{ ti.xcom_pull(task_ids='evaluate')['checkpoint'] }}",
+      export_path=plan["export_path"], flags=plan["export_flags"], launcher=plan["launcher"],
+      skip_reason=decision["skip_reason"], execution_timeout=STAGE_TIMEOUT)
+
+  @task(outlets=[DATASET_ALIAS, MODEL_ALIAS], retries=2)
+  def promote(plan: dict, decision: dict, export_result: dict, train_result: dict,
+              outlet_events=None) -> dict:
+    """Writes models/<name>/champion.json atomically and emits the dataset and model Assets."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from deeplab import storage
+    from deeplab_pipeline.promote import asset_uri, champion_record
+
+    if not decision.get("passed"):
+      raise AirflowSkipException(decision.get("reason") or "gate did not pass")
+    record = champion_record(plan, decision=decision, export_result=export_result or {},
+                             train_result=train_result or {})
+    storage.write_json(plan["champion_uri"], record)  # atomic: tmp + rename / one GCS object
+    outlet_events[DATASET_ALIAS].add(
+        Asset(name=f"deeplab_dataset/{plan['fingerprint']}", uri=asset_uri(plan["dataset_dir"])),
+        extra={"fingerprint": plan["fingerprint"]})
+    # One Asset per model (its champion pointer); each promotion is an event on it.
+    outlet_events[MODEL_ALIAS].add(
+        Asset(name=f"deeplab_model/{plan['model_name']}", uri=asset_uri(plan["champion_uri"])),
+        extra={"miou": record["miou"], "run_id": plan["run_id"],
+               "export_path": plan["export_path"]})
+    print(f"Promoted run {plan['run_id']} (mIoU {record['miou']:.4f}) -> {plan['champion_uri']}")
+    return record
+
+  promoted = promote(plan, decision, export.output, train.output)
+
+  plan >> build >> train >> evaluate >> decision >> export >> promoted
+
+
+deeplab_retrain()

@@ -1,0 +1,84 @@
+"""DeepLabCommandOperator: runs one `python -m deeplab <command>` through a launcher."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+from operators.argv import deeplab_argv
+from operators.launchers.base import LAUNCHERS, JobResult, make_launcher
+
+# The CLI's exit-code contract (DESIGN.md): retrying cannot fix these.
+NON_RETRYABLE = {
+    2: "bad input or configuration",
+    3: "the training loss became NaN or inf",
+}
+
+
+def _is_templated(value: Any) -> bool:
+  return not isinstance(value, (str, int, float, bool, type(None), Mapping, list, tuple)) or (
+      isinstance(value, str) and "{{" in value)
+
+
+class DeepLabCommandOperator(BaseOperator):
+  """Runs `python -m deeplab <command> --flag=value…` and returns its result JSON (XCom).
+
+  :param flags: the command's flags, e.g. ``{"num_clones": 2}``; None values are left out
+      (templated).
+  :param launcher: where the job runs: ``local`` (a process group on the worker) or
+      ``kubernetes`` (a pod from the training image) (templated).
+  :param skip_reason: when it renders non-empty, the task is skipped with this message instead of
+      running, e.g. "dataset fingerprint … already converted" (templated).
+  """
+
+  command: str = ""
+  template_fields: Sequence[str] = ("flags", "launcher", "skip_reason")
+  template_fields_renderers = {"flags": "json"}
+  ui_color = "#e8f0fe"
+
+  def __init__(self, *, flags: Optional[Mapping[str, Any]] = None, launcher: str = "local",
+               skip_reason: Optional[str] = None, **kwargs):
+    super().__init__(**kwargs)
+    self.flags = flags
+    self.launcher = launcher
+    self.skip_reason = skip_reason
+    if not _is_templated(launcher) and launcher not in LAUNCHERS:
+      raise ValueError(f"launcher {launcher!r} is not one of {', '.join(LAUNCHERS)}")
+    self._launcher = None
+
+  # Subclasses add their named flags (the command's required ones) to `flags`.
+  def command_flags(self) -> dict:
+    return dict(self.flags or {})
+
+  def num_gpus(self) -> int:
+    """GPUs the job asks for when it runs on Kubernetes."""
+    return 1
+
+  def execute(self, context) -> dict:
+    if self.skip_reason and str(self.skip_reason).strip() not in ("", "None"):
+      self.log.info("Skipping: %s", self.skip_reason)
+      raise AirflowSkipException(str(self.skip_reason))
+    argv = deeplab_argv(self.command, self.command_flags())
+    self._launcher = make_launcher(str(self.launcher), task_id=self.task_id, log=self.log)
+    try:
+      job = self._launcher.run(argv, context=context, num_gpus=self.num_gpus())
+    finally:
+      self._launcher.kill()  # no-op when the job is over; stops it on any exception
+    return self._map_result(job)
+
+  def _map_result(self, job: JobResult) -> dict:
+    if job.exit_code == 0:
+      return job.result if job.result is not None else {}
+    tail = "\n".join(job.tail[-15:])
+    meaning = NON_RETRYABLE.get(job.exit_code, "transient failure, will be retried")
+    message = (f"`python -m deeplab {self.command}` exited with code {job.exit_code} "
+               f"({meaning}). Last lines of its output:\n{tail}")
+    if job.exit_code in NON_RETRYABLE:
+      raise AirflowFailException(message)
+    raise AirflowException(message)
+
+  def on_kill(self) -> None:
+    if self._launcher is not None:
+      self._launcher.kill()

@@ -1,0 +1,162 @@
+"""LocalLauncher: the job as a child process group on the worker (the embedded default)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import pathlib
+import select
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from typing import Any, Mapping, Optional, Sequence
+
+from operators import settings
+from operators.launchers.base import JobResult, Launcher
+
+TAIL_LINES = 30
+
+
+def _group_members(pgid: int) -> list:
+  """Live (non-zombie) processes of a process group, from /proc; [] when none are left."""
+  proc_dir = pathlib.Path("/proc")
+  if not proc_dir.is_dir():  # not Linux: fall back to "does the group still exist"
+    try:
+      os.killpg(pgid, 0)
+      return [pgid]
+    except (ProcessLookupError, PermissionError):
+      return []
+  members = []
+  for entry in proc_dir.iterdir():
+    if not entry.name.isdigit():
+      continue
+    try:
+      stat = (entry / "stat").read_text()
+    except OSError:
+      continue
+    # Fields after the parenthesised command name: state ppid pgrp ...
+    fields = stat[stat.rfind(")") + 2:].split()
+    if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+      members.append(int(entry.name))
+  return members
+
+
+def _group_alive(pgid: int) -> bool:
+  return bool(_group_members(pgid))
+
+
+class LocalLauncher(Launcher):
+  """`<python> -m deeplab …` in its own session; output streamed line by line into the log.
+
+  The job gets its own session (start_new_session) so that killing its process group reaches
+  every process it started (input-pipeline workers, converters' pools) and nothing else.
+  """
+
+  def __init__(self, log=None, *, python: Optional[str] = None, kill_grace_seconds: float = 10.0,
+               env: Optional[Mapping[str, str]] = None, command_prefix: Optional[Sequence[str]] = None):
+    super().__init__(log)
+    self.python = python or settings.python_executable()
+    self.kill_grace_seconds = kill_grace_seconds
+    self.env = env
+    # Tests replace `python -m deeplab` with a fake job script.
+    self.command_prefix = list(command_prefix) if command_prefix else [self.python, "-m", "deeplab"]
+    self._proc: Optional[subprocess.Popen] = None
+
+  def _child_env(self) -> dict:
+    env = dict(os.environ if self.env is None else self.env)
+    # The job must import this repo's deeplab/ whatever the worker's cwd is.
+    paths = [str(settings.REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+  def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0) -> JobResult:
+    with tempfile.TemporaryDirectory(prefix="deeplab-job-") as tmp:
+      result_path = pathlib.Path(tmp) / "result.json"
+      cmd = [*self.command_prefix, *argv, f"--result_json={result_path}"]
+      self.log.info("Running: %s", shlex.join(cmd))
+      tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
+      # No shell: argv goes to exec as is. New session: the job and everything it starts share
+      # one process group that kill() can end as a whole.
+      proc = self._proc = subprocess.Popen(
+          cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+          env=self._child_env(), start_new_session=True)
+      try:
+        self._stream(proc, tail)
+        code = proc.wait()
+      finally:
+        # Normal end, on_kill from another thread, or AirflowTaskTimeout raised in this thread:
+        # in every case nothing the job started may outlive it.
+        self.kill()
+        proc.stdout.close()
+      result = None
+      if result_path.exists():
+        try:
+          result = json.loads(result_path.read_text())
+        except json.JSONDecodeError:
+          self.log.warning("The job's result JSON %s is not valid JSON", result_path)
+      self.log.info("Job exited with code %d", code)
+      return JobResult(exit_code=code, tail=tuple(tail), result=result)
+
+  def _stream(self, proc: subprocess.Popen, tail: collections.deque) -> None:
+    """Logs the job's output line by line until EOF or until the job's leader has exited.
+
+    select() with a short timeout instead of iterating the pipe: a leftover grandchild that
+    inherited stdout would otherwise keep the loop waiting after the job itself is done.
+    """
+    fd = proc.stdout.fileno()
+    buf = b""
+
+    def emit(raw: bytes) -> None:
+      line = raw.decode("utf-8", errors="replace").rstrip("\r")
+      tail.append(line)
+      self.log.info("%s", line)
+
+    while True:
+      ready, _, _ = select.select([fd], [], [], 0.5)
+      if ready:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+          break
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for raw in lines:
+          emit(raw)
+      elif proc.poll() is not None:
+        break
+    if buf:
+      emit(buf)
+
+  def kill(self) -> None:
+    """SIGTERM to the whole process group, SIGKILL after the grace period."""
+    proc = self._proc
+    if proc is None:
+      return
+    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    if not _group_alive(pgid):
+      proc.poll()
+      return
+    self.log.info("Stopping process group %d (SIGTERM)", pgid)
+    try:
+      os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+      return
+    deadline = time.monotonic() + self.kill_grace_seconds
+    while time.monotonic() < deadline:
+      proc.poll()  # reap the leader so that it does not linger as a zombie
+      if not _group_alive(pgid):
+        return
+      time.sleep(0.05)
+    self.log.warning("Process group %d still alive after %.0f s: SIGKILL", pgid,
+                     self.kill_grace_seconds)
+    try:
+      os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
+    try:
+      proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+      pass

@@ -1,0 +1,79 @@
+"""Deployment settings read from the environment (never from a run conf).
+
+Everything a user may change per run is a DAG Param; what belongs to the installation (where
+artifacts live, which image and node pool the GPU pods use) comes from here, so a run conf can
+neither move artifacts outside the storage root nor pick another cluster.
+
+    DEEPLAB_STORAGE_ROOT   local folder or gs://bucket/prefix  (default: <repo>/demo_output/storage)
+    DEEPLAB_KUBERNETES     JSON object (or @/path/to/file.json) with KubernetesSettings fields
+    DEEPLAB_PYTHON         interpreter for LocalLauncher jobs (default: this interpreter)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import sys
+from typing import Any, Mapping, Optional
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def storage_root() -> str:
+  root = os.environ.get("DEEPLAB_STORAGE_ROOT") or str(REPO_ROOT / "demo_output" / "storage")
+  return root.rstrip("/") if root.startswith("gs://") else str(pathlib.Path(root).resolve())
+
+
+def python_executable() -> str:
+  return os.environ.get("DEEPLAB_PYTHON") or sys.executable
+
+
+@dataclasses.dataclass(frozen=True)
+class KubernetesSettings:
+  """Where and how GPU pods run (KubernetesLauncher)."""
+
+  image: str = "deeplab-train:latest"
+  namespace: str = "default"
+  service_account_name: Optional[str] = None
+  node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  # e.g. [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+  tolerations: tuple = ()
+  # Per-pod requests/limits besides the GPUs, e.g. {"cpu": "8", "memory": "32Gi"}.
+  requests: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  limits: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  gpu_resource: str = "nvidia.com/gpu"
+  kubernetes_conn_id: Optional[str] = "kubernetes_default"
+  in_cluster: Optional[bool] = None
+  config_file: Optional[str] = None
+  image_pull_policy: str = "IfNotPresent"
+  env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  startup_timeout_seconds: int = 600
+  termination_grace_period: int = 60
+  labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+  @classmethod
+  def from_dict(cls, data: Mapping[str, Any]) -> "KubernetesSettings":
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+      raise ValueError(f"unknown Kubernetes setting(s) {unknown}; known: {sorted(names)}")
+    data = dict(data)
+    if "tolerations" in data:
+      data["tolerations"] = tuple(data["tolerations"] or ())
+    return cls(**data)
+
+
+def kubernetes_settings(env: Optional[Mapping[str, str]] = None) -> KubernetesSettings:
+  raw = (env if env is not None else os.environ).get("DEEPLAB_KUBERNETES", "").strip()
+  if not raw:
+    return KubernetesSettings()
+  if raw.startswith("@"):
+    raw = pathlib.Path(raw[1:]).read_text()
+  try:
+    data = json.loads(raw)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"DEEPLAB_KUBERNETES is not valid JSON ({e}); give a JSON object or "
+                     "@/path/to/settings.json") from e
+  return KubernetesSettings.from_dict(data)

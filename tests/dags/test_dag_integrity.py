@@ -1,0 +1,108 @@
+"""The team's DAG policy, written down (STYLE.md §13)."""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.dags.conftest import DAGS, REPO
+
+PARSE = """
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag
+t = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
+                  "dags": sorted(bag.dags), "seconds": time.perf_counter() - t,
+                  "heavy": sorted(m for m in ("tensorflow", "tf_slim", "tf_keras", "keras")
+                                  if m in sys.modules)}))
+"""
+
+
+def test_dag_folder_parses_without_errors_and_without_tensorflow(tmp_path):
+  env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+         "PYTHONPATH": str(REPO)}
+  out = subprocess.run([sys.executable, "-c", PARSE, str(DAGS)], env=env, capture_output=True,
+                       text=True, timeout=120, check=True)
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert result["errors"] == {}
+  assert result["dags"] == ["deeplab_retrain"]
+  assert result["heavy"] == [], "parsing the DAG folder imported TensorFlow"
+
+
+def test_task_graph(dag):
+  chain = ["resolve_config", "build_tfrecords", "train", "evaluate", "gate", "export", "promote"]
+  assert sorted(dag.task_ids) == sorted(chain)
+  for up, down in zip(chain, chain[1:]):
+    assert down in dag.get_task(up).downstream_task_ids, f"{up} -> {down} missing"
+  assert dag.get_task("promote").downstream_task_ids == set()
+
+
+def test_policy(dag):
+  assert dag.tags >= {"deeplab", "training"}
+  assert dag.catchup is False
+  assert dag.max_active_runs == 1
+  for task in dag.tasks:
+    assert task.owner == "ml-platform"
+
+
+def test_retries_on_retryable_tasks_only(dag):
+  for task_id in ("build_tfrecords", "train", "evaluate", "export", "promote"):
+    assert dag.get_task(task_id).retries >= 2, task_id
+  # A bad conf or a failed gate does not get better by retrying.
+  for task_id in ("resolve_config", "gate"):
+    assert dag.get_task(task_id).retries == 0, task_id
+
+
+def test_timeouts(dag):
+  train = dag.get_task("train")
+  assert train.execution_timeout is not None
+  assert datetime.timedelta(minutes=10) <= train.execution_timeout <= datetime.timedelta(days=2)
+  for task_id in ("build_tfrecords", "evaluate", "export"):
+    assert dag.get_task(task_id).execution_timeout is not None
+
+
+def test_train_runs_when_conversion_was_skipped(dag):
+  assert dag.get_task("train").trigger_rule == "none_failed"
+
+
+def test_schedule_weekly_or_new_raw_data(dag):
+  from airflow.sdk import AssetOrTimeSchedule
+  assert isinstance(dag.timetable, AssetOrTimeSchedule)
+  assert dag.timetable.timetable.expression == "0 0 * * 0"  # @weekly
+  assert "deeplab_raw_data" in str(dag.timetable.asset_condition)
+
+
+def test_promote_emits_dataset_and_model_assets(dag):
+  names = {getattr(o, "name", None) for o in dag.get_task("promote").outlets}
+  assert names == {"deeplab_dataset", "deeplab_model"}
+
+
+@pytest.mark.parametrize("section", ["Data", "Model", "Training", "Gate", "Runtime"])
+def test_params_grouped_in_sections_with_title_and_description(dag, section):
+  params = dag.params
+  in_section = [k for k in params.keys() if params.get_param(k).schema.get("section") == section]
+  assert in_section, section
+  for k in in_section:
+    param = params.get_param(k)
+    assert param.schema.get("title") and param.description, k
+
+
+def test_every_param_default_is_valid(dag):
+  dag.params.validate()
+  for key in dag.params.keys():
+    p = dag.params.get_param(key)
+    p.resolve(p.value)  # raises ParamValidationError on an invalid default
+
+
+def test_required_params_exist(dag):
+  required = {"dataset_format", "source_uri", "model_variant", "num_clones", "train_batch_size",
+              "training_number_of_steps", "base_learning_rate", "train_crop_size",
+              "atrous_rates", "output_stride", "decoder_output_stride", "tf_initial_checkpoint",
+              "initialize_last_layer", "init_from", "min_miou", "launcher", "force"}
+  assert required <= set(dag.params.keys())
+  assert dag.params.get_param("init_from").schema["enum"] == ["scratch", "model_zoo", "champion"]
+  assert dag.params.get_param("launcher").schema["enum"] == ["local", "kubernetes"]
