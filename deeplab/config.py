@@ -86,6 +86,8 @@ class ModelConfig:
   use_bounded_activation: bool = False
   image_pyramid: Optional[Tuple[float, ...]] = None
   batch_norm_decay: float = 0.9997
+  # Not in the original (it fixes the backbone's decay per family): None keeps those values.
+  backbone_batch_norm_decay: Optional[float] = None
   label_weights: Optional[Tuple[float, ...]] = None
   min_resize_value: Optional[int] = None
   max_resize_value: Optional[int] = None
@@ -138,6 +140,9 @@ class ModelConfig:
     if self.label_weights and len(self.label_weights) not in (1, self.num_classes):
       out.append(f"label_weights has {len(self.label_weights)} values but the dataset has "
                  f"{self.num_classes} classes; give one weight per class")
+    bbd = self.backbone_batch_norm_decay
+    if bbd is not None and not 0 < bbd < 1:
+      out.append(f"backbone_batch_norm_decay must be in (0, 1), got {bbd}")
     if self.image_pyramid and any(s <= 0 for s in self.image_pyramid):
       out.append(f"image_pyramid scales must be > 0, got {list(self.image_pyramid)}")
     return out

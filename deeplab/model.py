@@ -125,7 +125,8 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
       depth_multiplier=model_options.depth_multiplier,
       divisible_by=model_options.divisible_by, weight_decay=weight_decay, reuse=reuse,
       is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm,
-      use_bounded_activation=model_options.use_bounded_activation)
+      use_bounded_activation=model_options.use_bounded_activation,
+      batch_norm_decay=model_options.backbone_batch_norm_decay)
   if not model_options.aspp_with_batch_norm:
     return features, end_points
 

@@ -37,6 +37,9 @@ def define_model_flags() -> None:
   f.DEFINE_boolean("use_bounded_activation", False, "Use relu6 instead of relu.")
   f.DEFINE_multi_float("image_pyramid", None, "Input scales for multi-scale features.")
   f.DEFINE_float("batch_norm_decay", 0.9997, "Batch norm decay of the DeepLab head.")
+  f.DEFINE_float("backbone_batch_norm_decay", None,
+                 "Backbone batch-norm decay (default: the original's per-family value). Lower it "
+                 "(e.g. 0.9) for short runs from scratch.")
   f.DEFINE_multi_float("label_weights", None, "Per-class loss weights (one per class).")
   f.DEFINE_integer("min_resize_value", None, "Desired size of the smaller image side.")
   f.DEFINE_integer("max_resize_value", None, "Maximum allowed size of the larger side.")
@@ -70,6 +73,7 @@ def model_config_from_flags(fl, num_classes: int) -> ModelConfig:
       use_bounded_activation=fl.use_bounded_activation,
       image_pyramid=fl.image_pyramid,
       batch_norm_decay=fl.batch_norm_decay,
+      backbone_batch_norm_decay=fl.backbone_batch_norm_decay,
       label_weights=fl.label_weights,
       min_resize_value=fl.min_resize_value,
       max_resize_value=fl.max_resize_value,

@@ -139,7 +139,8 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
                      final_endpoint: Optional[str] = None, model_variant: Optional[str] = None,
                      weight_decay: float = 0.0001, reuse=None, is_training: bool = False,
                      fine_tune_batch_norm: bool = False, regularize_depthwise: bool = False,
-                     preprocess_images: bool = True, use_bounded_activation: bool = False):
+                     preprocess_images: bool = True, use_bounded_activation: bool = False,
+                     batch_norm_decay: Optional[float] = None):
   """Extracts backbone features for ``model_variant``.
 
   Batch norm uses batch statistics (and updates its moving averages) only when
@@ -161,6 +162,9 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
     regularize_depthwise: L2 on Xception's depthwise weights.
     preprocess_images: Apply the variant's input normalisation.
     use_bounded_activation: ReLU6 in Xception (for quantisation).
+    batch_norm_decay: Backbone batch-norm moving-average decay; None keeps the original's
+      per-family value (ResNet 0.95, Xception 0.9997, MobileNet-v2 0.997). Short runs from
+      scratch need a lower one, or the moving averages still hold their initial values.
 
   Returns:
     (features, end_points): features [batch, h/OS, w/OS, channels]; end_points maps
@@ -180,7 +184,8 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
 
   if model_variant.startswith("resnet"):
     arg_scope = module.resnet_arg_scope(
-        weight_decay=weight_decay, batch_norm_decay=0.95, batch_norm_epsilon=1e-5,
+        weight_decay=weight_decay, batch_norm_decay=batch_norm_decay or 0.95,
+        batch_norm_epsilon=1e-5,
         batch_norm_scale=True)
     with slim.arg_scope(arg_scope):
       return network(images, num_classes=None, is_training=bn_training, global_pool=False,
@@ -188,7 +193,8 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
                      scope=scope)
   if model_variant.startswith("xception"):
     arg_scope = module.xception_arg_scope(
-        weight_decay=weight_decay, batch_norm_decay=0.9997, batch_norm_epsilon=1e-3,
+        weight_decay=weight_decay, batch_norm_decay=batch_norm_decay or 0.9997,
+        batch_norm_epsilon=1e-3,
         batch_norm_scale=True, regularize_depthwise=regularize_depthwise,
         use_bounded_activation=use_bounded_activation)
     with slim.arg_scope(arg_scope):
@@ -196,7 +202,8 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
                      output_stride=output_stride, regularize_depthwise=regularize_depthwise,
                      multi_grid=multi_grid, reuse=reuse, scope=scope)
   # MobileNet-v2: slim's training_scope, with the model's weight decay.
-  with slim.arg_scope(module.training_scope(is_training=bn_training, weight_decay=weight_decay)):
+  with slim.arg_scope(module.training_scope(is_training=bn_training, weight_decay=weight_decay,
+                                            bn_decay=batch_norm_decay or 0.997)):
     return network(images, depth_multiplier=depth_multiplier, output_stride=output_stride,
                    divisible_by=divisible_by, reuse=reuse, scope=scope,
                    final_endpoint=final_endpoint)
