@@ -122,6 +122,11 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
   extra = attempt(_check_flags, conf.get("extra_train_flags") or {}, "extra_train_flags") or {}
   if conf["launcher"] not in ("local", "kubernetes"):
     problems.append(f"launcher {conf['launcher']!r} must be local or kubernetes")
+  elif conf["launcher"] == "kubernetes" and not root.startswith("gs://"):
+    # A GPU pod cannot see the Airflow worker's disk: its inputs and outputs must be shared.
+    problems.append(f"launcher kubernetes needs a gs:// storage root, but it is {root}: set "
+                    "DEEPLAB_STORAGE_ROOT=gs://bucket/prefix on the Airflow workers or use "
+                    "launcher local")
 
   # Initial checkpoint.
   init_from = conf["init_from"]

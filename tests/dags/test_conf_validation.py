@@ -49,6 +49,7 @@ BAD = [
     ({"extra_train_flags": {"weight_decay": "1;reboot"}}, "resolve", ["shell metacharacters"]),
     ({"converter_options": {"seed": "$(id)"}}, "resolve", ["shell metacharacters"]),
     ({"output_stride": 16, "decoder_output_stride": [16]}, "resolve", ["decoder_output_stride"]),
+    ({"launcher": "kubernetes"}, "resolve", ["needs a gs:// storage root", "DEEPLAB_STORAGE_ROOT"]),
 ]
 
 
