@@ -90,6 +90,16 @@ def config_hash(train_flags: Mapping[str, Any]) -> str:
   return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _run_config(cfg, options: dict) -> dict:
+  """The run's config.json. The class count is only known once the dataset is converted: the
+  trainer reads it from the manifest and writes the complete config to train/config.json."""
+  out = dlconfig.to_dict(cfg)
+  if not options.get("num_classes"):
+    out["model"]["num_classes"] = None
+    out["num_classes_from"] = "the dataset's manifest.json (see train/config.json)"
+  return out
+
+
 def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root: str,
             load_champion, fingerprint_fn, exists_fn) -> dict:
   """The plan for one run. Raises ConfError listing every problem.
@@ -195,7 +205,7 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
       "run_id": rid,
       "run_dir": run_dir,
       "config_uri": _join(run_dir, "config.json"),
-      "train_config": dlconfig.to_dict(cfg),
+      "train_config": _run_config(cfg, options),
       "fingerprint": fingerprint,
       "dataset_dir": dataset_dir,
       "build_flags": options,

@@ -130,3 +130,12 @@ def test_run_ids_become_filesystem_safe(run_id, safe):
   assert all(c.isalnum() or c in "._-" for c in out)
   assert r.safe_run_id(run_id) == out  # stable
   assert r.safe_run_id("a:b") != r.safe_run_id("a/b")  # distinct ids stay distinct
+
+
+def test_run_config_leaves_the_class_count_to_the_dataset(dag, tmp_path):
+  plan = check(dag, {}, str(tmp_path))
+  assert plan["train_config"]["model"]["num_classes"] is None
+  assert "manifest" in plan["train_config"]["num_classes_from"]
+  plan = check(dag, {"dataset_format": "folder", "source_uri": "raw/x",
+                     "converter_options": {"num_classes": 7}}, str(tmp_path))
+  assert plan["train_config"]["model"]["num_classes"] == 7
