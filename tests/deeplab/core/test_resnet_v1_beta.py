@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from deeplab.compat import slim, tf
+from tests.deeplab.core._graph_inspect import dilation_rate, variable_shapes
 from deeplab.core import resnet_utils, resnet_v1_beta
 from deeplab.errors import UserInputError
 
@@ -41,23 +42,8 @@ def _build(fn, output_stride=16, multi_grid=None, is_training=False):
   return graph, net, end_points
 
 
-def _shapes(graph):
-  with graph.as_default():
-    return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-
-
-def _dilation_rate(graph, layer_scope):
-  """Atrous rate of the conv under `layer_scope`: the SpaceToBatchND block shape, else 1."""
-  for op in graph.get_operations():
-    if op.name.startswith(layer_scope + "/") and op.type == "SpaceToBatchND":
-      block_shape = tf.make_ndarray(op.inputs[1].op.get_attr("value"))
-      assert block_shape[0] == block_shape[1]
-      return int(block_shape[0])
-  return 1
-
-
 def _block4_rates(graph, scope="resnet_v1_50"):
-  return [_dilation_rate(graph, f"{scope}/block4/unit_{i}/bottleneck_v1/conv2")
+  return [dilation_rate(graph, f"{scope}/block4/unit_{i}/bottleneck_v1/conv2")
           for i in (1, 2, 3)]
 
 
@@ -92,11 +78,11 @@ def test_resnet_v1_50_beta_variable_count(r50):
     (_UNIT.format("block4/unit_3", "conv3/weights"), [1, 1, 512, 2048]),
 ])
 def test_resnet_v1_50_beta_checkpoint_names_and_shapes(r50, name, shape):
-  assert _shapes(r50[0]).get(name) == shape
+  assert variable_shapes(r50[0]).get(name) == shape
 
 
 def test_resnet_v1_50_beta_layout_has_no_extra_scopes(r50):
-  shapes = _shapes(r50[0])
+  shapes = variable_shapes(r50[0])
   assert "resnet_v1_50/conv1/weights" not in shapes  # the 7x7 stem is gone
   assert not any("block1/unit_2/bottleneck_v1/shortcut" in n for n in shapes)
   assert not any("block3/unit_7" in n for n in shapes)
@@ -119,7 +105,7 @@ def test_resnet_v1_50_beta_decoder_end_points(r50):
 
 def test_resnet_v1_50_beta_output_stride_16_rates(r50):
   assert _block4_rates(r50[0]) == [2, 2, 2]
-  assert _dilation_rate(r50[0], _UNIT.format("block3/unit_6", "conv2")) == 1
+  assert dilation_rate(r50[0], _UNIT.format("block3/unit_6", "conv2")) == 1
 
 
 @pytest.mark.parametrize("output_stride,multi_grid,size,rates,is_training", [
@@ -140,7 +126,7 @@ def test_resnet_v1_50_beta_output_stride_and_multi_grid(output_stride, multi_gri
 
 def test_resnet_v1_101_beta():
   graph, net, end_points = _build(resnet_v1_beta.resnet_v1_101_beta, multi_grid=(1, 2, 4))
-  shapes = _shapes(graph)
+  shapes = variable_shapes(graph)
   assert len(shapes) == 530
   assert shapes["resnet_v1_101/conv1_1/weights"] == [3, 3, 3, 64]
   assert shapes["resnet_v1_101/block3/unit_23/bottleneck_v1/conv3/weights"] == [1, 1, 256, 1024]
@@ -155,7 +141,7 @@ def test_resnet_v1_101_beta():
 def test_plain_resnet_v1_50_has_the_7x7_stem():
   # slim's resnet_v1_50 stem 'conv1' (7x7, 64, stride 2); 5 + 16*15 + 20 = 265 variables.
   graph, net, _ = _build(resnet_v1_beta.resnet_v1_50)
-  shapes = _shapes(graph)
+  shapes = variable_shapes(graph)
   assert len(shapes) == 265
   assert shapes["resnet_v1_50/conv1/weights"] == [7, 7, 3, 64]
   assert shapes[_UNIT.format("block1/unit_1", "shortcut/weights")] == [1, 1, 64, 256]

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from deeplab.compat import slim, tf
+from tests.deeplab.core._graph_inspect import dilation_rate, variable_shapes
 from deeplab.core import xception
 from deeplab.errors import UserInputError
 
@@ -41,21 +42,6 @@ def _build(fn, output_stride=16, multi_grid=None, is_training=False, **arg_scope
       net, end_points = fn(images, is_training=is_training, global_pool=False,
                            output_stride=output_stride, multi_grid=multi_grid)
   return graph, net, end_points
-
-
-def _shapes(graph):
-  with graph.as_default():
-    return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-
-
-def _dilation_rate(graph, layer_scope):
-  """Atrous rate of the conv under `layer_scope`: the SpaceToBatchND block shape, else 1."""
-  for op in graph.get_operations():
-    if op.name.startswith(layer_scope + "/") and op.type == "SpaceToBatchND":
-      block_shape = tf.make_ndarray(op.inputs[1].op.get_attr("value"))
-      assert block_shape[0] == block_shape[1]
-      return int(block_shape[0])
-  return 1
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +85,11 @@ def test_xception_65_variable_count(x65):
      [1, 1, 1536, 2048]),
 ])
 def test_xception_65_checkpoint_names_and_shapes(x65, name, shape):
-  assert _shapes(x65[0]).get(name) == shape
+  assert variable_shapes(x65[0]).get(name) == shape
 
 
 def test_xception_65_layout_has_no_extra_scopes(x65):
-  shapes = _shapes(x65[0])
+  shapes = variable_shapes(x65[0])
   assert not any("middle_flow/block1/unit_17" in n for n in shapes)
   assert not any("exit_flow/block2/unit_1/xception_module/shortcut" in n for n in shapes)
   assert not any(n.endswith("/biases") for n in shapes)  # batch norm replaces biases
@@ -127,9 +113,9 @@ def test_xception_65_decoder_end_points(x65):
 def test_xception_65_output_stride_16_rates(x65):
   graph = x65[0]
   scope = _MODULE.format("exit_flow/block2/unit_1", "separable_conv{}_depthwise")
-  assert [_dilation_rate(graph, scope.format(i)) for i in (1, 2, 3)] == [2, 2, 2]
+  assert [dilation_rate(graph, scope.format(i)) for i in (1, 2, 3)] == [2, 2, 2]
   # exit_flow/block1 keeps stride 1 once output stride 16 is reached ...
-  assert _dilation_rate(graph, _MODULE.format("exit_flow/block1/unit_1",
+  assert dilation_rate(graph, _MODULE.format("exit_flow/block1/unit_1",
                                               "separable_conv1_depthwise")) == 1
 
 
@@ -141,7 +127,7 @@ def test_xception_65_output_stride_and_multi_grid(output_stride, multi_grid, siz
   graph, net, _ = _build(xception.xception_65, output_stride, multi_grid)
   assert net.shape.as_list() == [1, size, size, 2048]
   scope = _MODULE.format("exit_flow/block2/unit_1", "separable_conv{}_depthwise")
-  assert [_dilation_rate(graph, scope.format(i)) for i in (1, 2, 3)] == rates
+  assert [dilation_rate(graph, scope.format(i)) for i in (1, 2, 3)] == rates
 
 
 def test_xception_65_arg_scope_regularizes_pointwise_only(x65):
@@ -169,7 +155,7 @@ def test_xception_65_arg_scope_regularizes_pointwise_only(x65):
 ])
 def test_other_variants(fn, count, present, absent, decoder_os4):
   graph, net, end_points = _build(fn)
-  shapes = _shapes(graph)
+  shapes = variable_shapes(graph)
   assert len(shapes) == count
   assert shapes[present[0]] == present[1]
   assert not any(absent in n for n in shapes)
