@@ -65,6 +65,8 @@ def task_times(dag_id: str, run_id: str) -> dict:
   with create_session() as session:
     tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id,
                                              TaskInstance.run_id == run_id).all()
+    # In run order (start time), so the summary reads like the DAG.
+    tis = sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date or 0))
     return {ti.task_id: (str(ti.state), (ti.end_date - ti.start_date).total_seconds()
                          if ti.start_date and ti.end_date else 0.0) for ti in tis}
 
@@ -77,7 +79,7 @@ def summarize(dr, times: dict) -> dict:
 
   run_dir = storage.join(storage_root(), "runs", safe_run_id(dr.run_id))
   out = {"run_id": dr.run_id, "state": str(dr.state), "run_dir": run_dir,
-         "tasks": {k: {"state": s, "seconds": round(t, 1)} for k, (s, t) in sorted(times.items())}}
+         "tasks": {k: {"state": s, "seconds": round(t, 1)} for k, (s, t) in times.items()}}
   plan_uri = storage.join(run_dir, "plan.json")
   if not storage.exists(plan_uri):
     return out
