@@ -15,10 +15,12 @@ every shard succeeded. Tasks run in
 
 import dataclasses
 import hashlib
+import logging
 import multiprocessing
 import operator
 import os
 import struct
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import google_crc32c
@@ -26,6 +28,8 @@ import google_crc32c
 from deeplab.datasets import features
 from deeplab.datasets.validate import CheckedExample, LabelRules, check_example
 from deeplab.errors import UserInputError
+
+log = logging.getLogger("deeplab.build")
 
 
 def _varint(n: int) -> bytes:
@@ -209,16 +213,37 @@ def write_shards(tasks: Sequence[ShardTask], num_workers: int) -> List[ShardResu
   Raises:
     UserInputError: the first bad example (in task order) when tasks do not skip bad examples.
   """
+  progress = _Progress(tasks)
   if num_workers <= 0 or len(tasks) <= 1:
-    return [write_shard(t) for t in tasks]
+    return [progress.done(write_shard(t)) for t in tasks]
   pool = _pool_context().Pool(min(num_workers, len(tasks)))
   try:
-    results = list(pool.imap(write_shard, tasks, chunksize=1))
+    results = [progress.done(r) for r in pool.imap(write_shard, tasks, chunksize=1)]
     pool.close()
     return results
   finally:
     pool.terminate()
     pool.join()
+
+
+class _Progress:
+  """One log line per finished shard: conversions of large datasets take minutes."""
+
+  def __init__(self, tasks: Sequence[ShardTask]):
+    self.total_shards = len(tasks)
+    self.total_examples = sum(len(t.examples) for t in tasks)
+    self.shards = self.examples = 0
+    self.start = time.monotonic()
+
+  def done(self, result: ShardResult) -> ShardResult:
+    self.shards += 1
+    self.examples += result.num_examples + len(result.skipped)
+    elapsed = max(time.monotonic() - self.start, 1e-9)
+    rate = self.examples / elapsed
+    eta = (self.total_examples - self.examples) / rate if rate else 0.0
+    log.info("shard %d/%d done (%s): %d/%d examples, %.0f images/s, ETA %.0f s", self.shards,
+             self.total_shards, result.name, self.examples, self.total_examples, rate, eta)
+    return result
 
 
 def default_num_shards(num_examples: int, examples_per_shard: int = 1000,
