@@ -49,6 +49,11 @@ DEFAULTS = {
 }
 
 
+# The trigger form sends an empty text field as null: optional text must accept it, or the
+# form refuses its own defaults.
+OPTIONAL_STRING = ["null", "string"]
+
+
 def _p(name, *, section, title, description, **schema):
   return Param(DEFAULTS[name], section=section, title=title, description=description, **schema)
 
@@ -67,7 +72,7 @@ def build_params() -> dict:
           description="Layout of the raw data: voc, cityscapes, ade20k, folder, or synthetic "
           "(generated shapes; needs no source)."),
       "source_uri": _p(
-          "source_uri", section="Data", title="Source URI", type="string",
+          "source_uri", section="Data", title="Source URI", type=OPTIONAL_STRING,
           description="Raw dataset folder (local path or gs://), inside the storage root. "
           "Leave empty for the synthetic format."),
       "converter_options": _p(
@@ -100,7 +105,8 @@ def build_params() -> dict:
           description="scratch, model_zoo (the checkpoint below) or champion (fine-tune the "
           "current champion's checkpoint)."),
       "tf_initial_checkpoint": _p(
-          "tf_initial_checkpoint", section="Model", title="Model-zoo checkpoint", type="string",
+          "tf_initial_checkpoint", section="Model", title="Model-zoo checkpoint",
+          type=OPTIONAL_STRING,
           description="model.ckpt prefix inside the storage root; used with init_from=model_zoo."),
       "initialize_last_layer": _p(
           "initialize_last_layer", section="Model", title="Initialise last layer", type="boolean",
