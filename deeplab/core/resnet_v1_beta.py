@@ -14,7 +14,6 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from deeplab.compat import slim, tf
 from deeplab.core import resnet_utils
-from deeplab.errors import UserInputError
 
 # The stem (stride 2) and pool1 (stride 2) run before the blocks.
 _ROOT_STRIDE = 4
@@ -117,9 +116,6 @@ def resnet_v1_beta(inputs: Tensor, blocks: Sequence[resnet_utils.Block],
     UserInputError: output_stride cannot be produced by these blocks.
   """
   name = scope or "resnet_v1"
-  if output_stride is not None and output_stride % _ROOT_STRIDE != 0:
-    raise UserInputError(f"output_stride {output_stride!r} for {name} must be a multiple of 4 "
-                         "(DeepLab uses 8 or 16). Fix --output_stride.")
   resnet_utils.check_output_stride(output_stride, _ROOT_STRIDE, blocks, name)
   if root_block_fn is None:
     root_block_fn = functools.partial(resnet_utils.conv2d_same, num_outputs=64, kernel_size=7,

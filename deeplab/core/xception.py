@@ -13,7 +13,6 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from deeplab.compat import slim, tf
 from deeplab.core import resnet_utils
-from deeplab.errors import UserInputError
 
 # relu6 works on features clipped to this range when bounded activations are on.
 _CLIP_CAP = 6.0
@@ -225,9 +224,6 @@ def xception(inputs: Tensor, blocks: Sequence[resnet_utils.Block],
     UserInputError: output_stride cannot be produced by these blocks.
   """
   name = scope or "xception"
-  if output_stride is not None and output_stride % _ROOT_STRIDE != 0:
-    raise UserInputError(f"output_stride {output_stride!r} for {name} must be a multiple of 2 "
-                         "(DeepLab uses 8 or 16). Fix --output_stride.")
   resnet_utils.check_output_stride(output_stride, _ROOT_STRIDE, blocks, name)
   with tf.variable_scope(scope, "xception", [inputs], reuse=reuse) as sc:
     collection = sc.original_name_scope + "end_points"
