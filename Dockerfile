@@ -10,6 +10,8 @@ RUN python3 -m pip install --no-cache-dir \
       tf-keras==2.21.0 \
       tf-slim==1.1.0 \
       google-cloud-storage==3.17.1 \
+      google-crc32c==1.9.0 \
+      zlib-ng==1.1.0 \
       numpy==2.4.6 \
       pillow==13.0.0 \
       matplotlib==3.11.2 \
@@ -17,14 +19,21 @@ RUN python3 -m pip install --no-cache-dir \
       protobuf==7.36.2 \
     && (command -v python >/dev/null || ln -s "$(command -v python3)" /usr/local/bin/python)
 
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin deeplab
 WORKDIR /app
 COPY --chown=deeplab:deeplab deeplab/ /app/deeplab/
+# The C helpers (deeplab/native: label PNG decoding for build-tfrecords), built once here
+# rather than on first use in every pod.
+RUN DEEPLAB_NATIVE_DIR=/opt/deeplab/native python3 -m deeplab.native
 
 ENV PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     DEEPLAB_CACHE_DIR=/home/deeplab/.cache/deeplab \
+    DEEPLAB_NATIVE_DIR=/opt/deeplab/native \
     MPLBACKEND=Agg
 
 USER deeplab

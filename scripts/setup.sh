@@ -34,3 +34,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 else
   echo "setup: .venv is up to date"
 fi
+
+# The C helpers of build-tfrecords (deeplab/native); a no-op when already built. Without a C
+# compiler the converter still works, with Pillow's slower label decoding.
+if ! native_lib=$(.venv/bin/python -m deeplab.native 2>&1); then
+  echo "setup: warning: $native_lib (label decoding falls back to Pillow)" >&2
+fi

@@ -25,9 +25,10 @@ from absl import flags
 from deeplab import storage
 from deeplab.datasets import converters, features, validate
 from deeplab.datasets.converters.base import ConvertOptions, DatasetSpec
-from deeplab.datasets.fingerprint import (CONVERTER_VERSION, DEFAULTS, FORMATS, compute_fingerprint,
+from deeplab.datasets.fingerprint import (CONVERTER_VERSION, DEFAULTS, FORMATS, Digests,
+                                          compute_fingerprint, list_source_files,
                                           normalize_options)
-from deeplab.datasets.sharded_writer import (ShardTask, default_num_shards, fsync_all,
+from deeplab.datasets.sharded_writer import (ShardTask, default_num_shards,
                                              merge_histograms, split_into_shards, write_shards)
 from deeplab.errors import UserInputError
 from deeplab.flag_util import define as _d
@@ -103,9 +104,11 @@ def _listing_problems(spec: DatasetSpec, skip: bool) -> List[Dict[str, str]]:
 
 
 def _publish(out_dir: str, output_uri: str, results, manifest: dict) -> None:
-  """Replaces any old shards with the staged ones, then writes manifest.json last."""
-  # Durable before renaming: after a machine crash no final name may point at a short shard.
-  fsync_all([r.path for r in results])
+  """Replaces any old shards with the staged ones, then writes manifest.json last.
+
+  The shards are durable already (write_shard fsyncs them): after a machine crash no final name
+  may point at a short shard.
+  """
   old_manifest = os.path.join(out_dir, features.MANIFEST)
   if os.path.exists(old_manifest):
     os.remove(old_manifest)  # Readers must never pair an old manifest with new shards.
@@ -152,11 +155,37 @@ def _manifest(spec: DatasetSpec, opts: ConvertOptions, fingerprint: str, results
   }
 
 
+def _fingerprint_alongside(opts: ConvertOptions, spec: DatasetSpec) -> Callable[[Digests], str]:
+  """Starts fingerprinting the source while the workers convert it; each file is read once.
+
+  A thread hashes the source files no worker will read (split lists, unused images); the
+  workers hash the rest as they read them. The returned function merges both, so the
+  result equals `compute_fingerprint` of the source.
+  """
+  fp_args = (opts.format, opts.source, _fingerprint_options(opts))
+  hashing = concurrent.futures.ThreadPoolExecutor(1)
+  if opts.format == "synthetic" or storage.is_gcs(opts.source):
+    # Nothing to read: synthetic has no source files, a gs:// listing carries every crc32c.
+    future = hashing.submit(compute_fingerprint, *fp_args)
+    hashing.shutdown(wait=False)
+    return lambda read_by_workers: future.result()
+  will_read = {p for ex in spec.examples for p in (ex.image_display, ex.label_display) if p}
+  future = hashing.submit(list_source_files, opts.format, opts.source, None, will_read)
+  hashing.shutdown(wait=False)
+
+  def fingerprint(read_by_workers: Digests) -> str:
+    known = {rel: (size, digest) for rel, size, digest in future.result()}
+    known.update(read_by_workers)
+    return compute_fingerprint(*fp_args, known=known)
+  return fingerprint
+
+
 def convert(spec: DatasetSpec, opts: ConvertOptions, out_dir: str, output_uri: str,
-            fingerprint: Callable[[], str], num_workers: int) -> dict:
+            fingerprint: Callable[[Digests], str], num_workers: int) -> dict:
   """Checks and writes `spec` into the local folder `out_dir`; returns the manifest.
 
-  `fingerprint` is called once the shards are written (it may still be computing meanwhile).
+  `fingerprint` is called once the shards are written, with the digests of the source files
+  the workers read.
   """
   skip = opts.on_bad_example == "skip"
   skipped = _listing_problems(spec, skip)
@@ -180,7 +209,10 @@ def convert(spec: DatasetSpec, opts: ConvertOptions, out_dir: str, output_uri: s
     validate.check_splits_not_empty(
         {s: sum(r.num_examples for r in results if r.split == s) for s in spec.split_names},
         opts.source)
-    manifest = _manifest(spec, opts, fingerprint(), results, skipped)
+    read = {}
+    for r in results:
+      read.update(r.source_digests)
+    manifest = _manifest(spec, opts, fingerprint(read), results, skipped)
     _publish(out_dir, output_uri, results, manifest)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
@@ -210,16 +242,9 @@ def build_tfrecords(opts: ConvertOptions, output_dir: str, num_workers: int = 2,
     raise UserInputError(f"--source '{opts.source}' is not a folder; pass the dataset's root "
                          f"folder for --format={opts.format}")
   existing = _read_manifest(output_dir)
-  fp_args = (opts.format, opts.source, _fingerprint_options(opts))
-  if existing:
-    fingerprint = compute_fingerprint(*fp_args)
-    get_fingerprint = lambda: fingerprint  # noqa: E731
-  else:
-    # Nothing to compare with: hash the source while the workers convert it.
-    hashing = concurrent.futures.ThreadPoolExecutor(1)
-    future = hashing.submit(compute_fingerprint, *fp_args)
-    hashing.shutdown(wait=False)
-    get_fingerprint = future.result
+  fingerprint = None
+  if existing:  # needed first, to tell whether there is anything to do
+    fingerprint = compute_fingerprint(opts.format, opts.source, _fingerprint_options(opts))
   noop = False
   if existing and existing.get("fingerprint") == fingerprint and _is_complete(output_dir,
                                                                                 existing):
@@ -244,9 +269,13 @@ def build_tfrecords(opts: ConvertOptions, output_dir: str, num_workers: int = 2,
       spec = converters.get(opts.format).describe(source, opts)
       for note in spec.notes:
         log.info("%s", note)
+      if fingerprint is None:
+        get_fingerprint = _fingerprint_alongside(opts, spec)
+      else:
+        get_fingerprint = lambda read_by_workers, fp=fingerprint: fp  # noqa: E731
       with storage.output_dir(output_dir) as out_dir:
         manifest = convert(spec, opts, str(out_dir), output_dir, get_fingerprint, num_workers)
-  fingerprint = get_fingerprint()
+      fingerprint = manifest["fingerprint"]
   counts = {s: v["num_examples"] for s, v in manifest["splits"].items()}
   result = {"output_dir": output_dir, "manifest": storage.join(output_dir, features.MANIFEST),
             "fingerprint": fingerprint, "name": manifest["name"],

@@ -17,13 +17,13 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 
 import google_crc32c
 
 from deeplab.errors import UserInputError
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"  # 2: palette labels keep their IDAT data (re-labelled grey)
 FORMATS = ("voc", "cityscapes", "ade20k", "folder", "synthetic")
 
 # Files each format reads, as fnmatch patterns on the POSIX path relative to --source ('*' also
@@ -67,13 +67,21 @@ def check_format(fmt: str) -> None:
     raise UserInputError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def _file_digest(path: str) -> str:
+def _b64(crc: int) -> str:
   """base64 big-endian crc32c, the form GCS reports in blob.crc32c."""
+  return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
+
+
+def digest_bytes(data: bytes) -> str:
+  return _b64(google_crc32c.value(data))
+
+
+def _file_digest(path: str) -> str:
   with open(path, "rb") as f:
     crc = google_crc32c.value(f.read(1 << 20))
     for chunk in iter(lambda: f.read(1 << 20), b""):
       crc = google_crc32c.extend(crc, chunk)
-  return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
+  return _b64(crc)
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,11 +95,25 @@ def _wanted(rel: str, patterns: Tuple[str, ...]) -> bool:
   return _matcher(patterns)(rel) is not None
 
 
-def list_source_files(fmt: str, source: str) -> List[Tuple[str, int, str]]:
-  """(relative POSIX path, size, crc32c) of the files `fmt` reads under `source`, sorted."""
+Digests = Mapping[str, Tuple[int, str]]  # relative path -> (size, crc32c) already computed
+
+
+def list_source_files(fmt: str, source: str, known: Optional[Digests] = None,
+                      exclude: Optional[AbstractSet[str]] = None) -> List[Tuple[str, int, str]]:
+  """(relative POSIX path, size, crc32c) of the files `fmt` reads under `source`, sorted.
+
+  Args:
+    fmt: one of FORMATS.
+    source: local folder or gs:// prefix (whose listing carries the crc32c: nothing is read).
+    known: digests computed by whoever read the files already (the conversion workers); used
+      when the size still matches, so each local file is read once.
+    exclude: relative paths to leave out (another reader will supply them as `known`).
+  """
   patterns = SOURCE_PATTERNS[fmt]
   if not patterns:
     return []
+  known = known or {}
+  exclude = exclude or frozenset()
   files = []
   if source.startswith("gs://"):
     from deeplab import gcs
@@ -100,7 +122,7 @@ def list_source_files(fmt: str, source: str) -> List[Tuple[str, int, str]]:
     blobs, _ = gcs.list_blobs(prefix)
     for b in blobs:
       rel = b.name[len(name_prefix):]
-      if rel and not rel.endswith("/") and _wanted(rel, patterns):
+      if rel and not rel.endswith("/") and rel not in exclude and _wanted(rel, patterns):
         files.append((rel, int(b.size), b.crc32c))
   else:
     if not os.path.isdir(source):
@@ -111,10 +133,13 @@ def list_source_files(fmt: str, source: str) -> List[Tuple[str, int, str]]:
       prefix = folder[len(root):].replace(os.sep, "/")
       prefix = prefix + "/" if prefix else ""
       for n in names:
-        path = os.path.join(folder, n)
         rel = prefix + n
-        if _wanted(rel, patterns):
-          files.append((rel, os.path.getsize(path), _file_digest(path)))
+        if rel in exclude or not _wanted(rel, patterns):
+          continue
+        path = os.path.join(folder, n)
+        size = os.path.getsize(path)
+        have = known.get(rel)
+        files.append((rel, size, have[1] if have and have[0] == size else _file_digest(path)))
   return sorted(files)
 
 
@@ -171,7 +196,8 @@ def normalize_options(fmt: str, options: Optional[Mapping[str, Any]]) -> Dict[st
 
 
 def compute_fingerprint(format: str, source: Optional[str],  # noqa: A002 (flag name)
-                        options: Optional[Mapping[str, Any]] = None) -> str:
+                        options: Optional[Mapping[str, Any]] = None,
+                        known: Optional[Digests] = None) -> str:
   """The 16-hex-character fingerprint of converting `source` with `options`.
 
   Args:
@@ -180,12 +206,13 @@ def compute_fingerprint(format: str, source: Optional[str],  # noqa: A002 (flag 
       its options).
     options: converter options by flag name (num_shards, num_classes, seed, ...); missing ones
       take the command's defaults, irrelevant ones (num_workers, output_dir) are ignored.
+    known: digests of files already read (see list_source_files); the result is the same.
 
   Returns:
     16 lowercase hex characters.
   """
   opts = normalize_options(format, options)
-  files = [] if format == "synthetic" else list_source_files(format, source)
+  files = [] if format == "synthetic" else list_source_files(format, source, known)
   payload = {"version": CONVERTER_VERSION, "format": format, "options": opts,
              "files": [list(f) for f in files]}
   blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")

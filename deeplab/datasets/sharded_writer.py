@@ -1,19 +1,19 @@
 """One sharded TFRecord writer shared by every converter.
 
-`encode_example` is a pure function: a checked example -> the bytes of a serialized
+`example_pieces` is a pure function: a checked example -> the bytes of a serialized
 `tf.train.Example` holding exactly DeepLab's eight features (features.py). It writes the
 protobuf wire format directly (map entries in sorted key order) so that output is
 byte-identical run to run and the writer never imports TensorFlow: worker processes start in
 milliseconds and the conversion runs where TensorFlow is not installed. Tests check the bytes
 against `tf.train.Example` and the original parse spec.
 
-Each shard is validated and written by one task into a hidden staging folder; the caller
-fsyncs the shards (`fsync_all`) and renames them to `<split>-%05d-of-%05d.tfrecord` only once
-every shard succeeded. Tasks run in
-`num_workers` processes (0 = serially in this process); results come back in task order.
+Each shard is validated, written and fsync'ed by one task into a hidden staging folder; the
+caller renames them to `<split>-%05d-of-%05d.tfrecord` only once every shard succeeded. Tasks
+run in `num_workers` processes (0 = serially in this process); results come back in task order.
 """
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import multiprocessing
@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import google_crc32c
 
+from deeplab import native
 from deeplab.datasets import features
 from deeplab.datasets.validate import CheckedExample, LabelRules, check_example
 from deeplab.errors import UserInputError
@@ -33,6 +34,8 @@ log = logging.getLogger("deeplab.build")
 
 
 def _varint(n: int) -> bytes:
+  if 0 <= n < 0x80:
+    return _SMALL_VARINTS[n]
   out = bytearray()
   n &= (1 << 64) - 1  # int64 negatives are 10-byte two's complement varints.
   while True:
@@ -45,79 +48,126 @@ def _varint(n: int) -> bytes:
       return bytes(out)
 
 
+_SMALL_VARINTS = [bytes((i,)) for i in range(0x80)]
+_TAG1, _TAG2, _TAG3 = b"\x0a", b"\x12", b"\x1a"  # fields 1, 2, 3, wire type 2
+
+
 def _field(number: int, payload: bytes) -> bytes:
   """A length-delimited protobuf field."""
   return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def _wrap(tag: bytes, parts: List[bytes], length: int):
-  """Prefixes (parts, length) with a length-delimited field header; no payload is copied."""
-  head = tag + _varint(length)
-  return [head] + parts, len(head) + length
+def _bytes_entry_head(key_part: bytes, n: int) -> bytes:
+  """The map entry for a bytes feature of length n, up to where the n bytes themselves go.
+
+  entry{key(1), value(2): Feature{bytes_list(1): BytesList{value(1): bytes}}}
+  """
+  bl = 1 + len(_varint(n)) + n
+  feat = 1 + len(_varint(bl)) + bl
+  entry = len(key_part) + 1 + len(_varint(feat)) + feat
+  return b"".join((_TAG1, _varint(entry), key_part, _TAG2, _varint(feat), _TAG1, _varint(bl),
+                   _TAG1, _varint(n)))
 
 
-_TAG1, _TAG2, _TAG3 = b"\x0a", b"\x12", b"\x1a"  # fields 1, 2, 3, wire type 2
-
-
-def _bytes_feature(value: bytes):
-  # Feature.bytes_list(1) -> BytesList.value(1)
-  return _wrap(_TAG1, *_wrap(_TAG1, [value], len(value)))
-
-
-def _int64_feature(value: int):
-  # Feature.int64_list(3) -> packed Int64List.value(1)
-  v = _varint(value)
-  return _wrap(_TAG3, *_wrap(_TAG1, [v], len(v)))
+@functools.lru_cache(maxsize=4096)
+def _small_entry(key: str, value) -> bytes:
+  """A whole map entry for a constant-ish feature: int64 (packed Int64List) or short bytes."""
+  key_part = _KEY_PREFIX[key]
+  if isinstance(value, int):
+    v = _varint(value)
+    feat = _field(3, _field(1, v))  # Feature.int64_list(3) -> packed Int64List.value(1)
+  else:
+    return _bytes_entry_head(key_part, len(value)) + value
+  return _field(1, key_part + _field(2, feat))
 
 
 # Map entries sorted by key (what SerializeToString(deterministic=True) does); each entry is
 # key(1) + value(2); the key part is constant, so it is encoded once.
 _KEY_PREFIX = {k: _field(1, k.encode("ascii")) for k in features.ALL_KEYS}
 _ORDER = tuple(sorted(features.ALL_KEYS))
-_CHANNELS_3 = _int64_feature(3)
-_LABEL_PNG = _bytes_feature(b"png")
-_FORMATS = {"jpeg": _bytes_feature(b"jpeg"), "png": _bytes_feature(b"png")}
+assert _ORDER == (features.IMAGE_CHANNELS, features.IMAGE_ENCODED, features.IMAGE_FILENAME,
+                  features.IMAGE_FORMAT, features.IMAGE_HEIGHT, features.LABEL_ENCODED,
+                  features.LABEL_FORMAT, features.IMAGE_WIDTH)
+
+
+def example_pieces(ex: CheckedExample) -> List[bytes]:
+  """The serialized tf.train.Example of one checked example (build_data.image_seg_to_tfexample),
+  as pieces to write in order: the image and label bytes are never copied."""
+  stem = ex.stem.encode("utf-8")
+  parts = [
+      _small_entry(features.IMAGE_CHANNELS, 3),
+      _bytes_entry_head(_KEY_PREFIX[features.IMAGE_ENCODED], len(ex.image_bytes)), ex.image_bytes,
+      _bytes_entry_head(_KEY_PREFIX[features.IMAGE_FILENAME], len(stem)), stem,
+      _small_entry(features.IMAGE_FORMAT, ex.image_format.encode("ascii")),
+      _small_entry(features.IMAGE_HEIGHT, ex.height),
+      _bytes_entry_head(_KEY_PREFIX[features.LABEL_ENCODED], len(ex.label_bytes)),
+      ex.label_bytes,
+      _small_entry(features.LABEL_FORMAT, b"png"),
+      _small_entry(features.IMAGE_WIDTH, ex.width),
+  ]
+  # Example.features(1) wraps Features, whose feature(1) entries are the parts.
+  return [_TAG1 + _varint(sum(map(len, parts)))] + parts
 
 
 def encode_example(ex: CheckedExample) -> bytes:
-  """The serialized tf.train.Example of one checked example (build_data.image_seg_to_tfexample).
-
-  Built as a list of pieces joined once: the image bytes are copied a single time.
-  """
-  values = {
-      features.IMAGE_ENCODED: _bytes_feature(ex.image_bytes),
-      features.IMAGE_FILENAME: _bytes_feature(ex.stem.encode("utf-8")),
-      features.IMAGE_FORMAT: _FORMATS[ex.image_format],
-      features.IMAGE_HEIGHT: _int64_feature(ex.height),
-      features.IMAGE_WIDTH: _int64_feature(ex.width),
-      features.IMAGE_CHANNELS: _CHANNELS_3,
-      features.LABEL_ENCODED: _bytes_feature(ex.label_bytes),
-      features.LABEL_FORMAT: _LABEL_PNG,
-  }
-  parts, length = [], 0
-  for key in _ORDER:
-    # Features.feature(1) is a map<string, Feature>: one (key=1, value=2) message per entry.
-    value_parts, value_len = _wrap(_TAG2, *values[key])
-    key_part = _KEY_PREFIX[key]
-    entry, entry_len = _wrap(_TAG1, [key_part] + value_parts, len(key_part) + value_len)
-    parts += entry
-    length += entry_len
-  return b"".join(_wrap(_TAG1, parts, length)[0])  # Example.features(1)
+  return b"".join(example_pieces(ex))
 
 
-def _masked_crc(data: bytes) -> bytes:
-  crc = google_crc32c.value(data)
+def _mask(crc: int) -> bytes:
   return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
-def tfrecord_pieces(record: bytes) -> Tuple[bytes, bytes, bytes]:
-  """TFRecord framing: (length + masked crc32c of the length, data, masked crc32c of the data)."""
-  length = struct.pack("<Q", len(record))
-  return length + _masked_crc(length), record, _masked_crc(record)
+def _masked_crc(data: bytes) -> bytes:
+  return _mask(google_crc32c.value(data))
+
+
+def tfrecord_pieces(record) -> List[bytes]:
+  """TFRecord framing of a record given as bytes or as a list of pieces: [length + masked crc32c
+  of the length, *data, masked crc32c of the data]."""
+  pieces = [record] if isinstance(record, (bytes, bytearray)) else record
+  crc = 0
+  for p in pieces:
+    crc = google_crc32c.extend(crc, p)
+  length = struct.pack("<Q", sum(map(len, pieces)))
+  return [length + _masked_crc(length), *pieces, _mask(crc)]
 
 
 def tfrecord_frame(record: bytes) -> bytes:
   return b"".join(tfrecord_pieces(record))
+
+
+class _BatchedWriter:
+  """Writes pieces with few large writev calls: syscalls dominate many small writes in a VM."""
+
+  def __init__(self, path: str, batch_bytes: int = 4 << 20, max_pieces: int = 512):
+    self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    self.pieces: List[bytes] = []
+    self.pending = 0
+    self.batch_bytes, self.max_pieces = batch_bytes, max_pieces
+
+  def write(self, pieces: Sequence[bytes]) -> None:
+    self.pieces.extend(pieces)
+    self.pending += sum(map(len, pieces))
+    if self.pending >= self.batch_bytes or len(self.pieces) >= self.max_pieces:
+      self.flush()
+
+  def flush(self) -> None:
+    pieces, self.pieces, self.pending = self.pieces, [], 0
+    while pieces:
+      n = os.writev(self.fd, pieces)
+      while pieces and n >= len(pieces[0]):  # partial writes are rare but legal
+        n -= len(pieces[0])
+        pieces.pop(0)
+      if pieces and n:
+        pieces[0] = memoryview(pieces[0])[n:]
+
+  def close(self, fsync: bool) -> None:
+    try:
+      self.flush()
+      if fsync:
+        os.fsync(self.fd)
+    finally:
+      os.close(self.fd)
 
 
 @dataclasses.dataclass
@@ -147,6 +197,7 @@ class ShardResult:
   skipped: List[Dict[str, str]]
   channel_conversions: List[Dict]
   label_conversions: Dict[str, int]
+  source_digests: Dict[str, Tuple[int, str]]  # what fingerprint.list_source_files calls `known`
 
 
 def write_shard(task: ShardTask) -> ShardResult:
@@ -155,9 +206,12 @@ def write_shard(task: ShardTask) -> ShardResult:
   path = os.path.join(task.staging_dir, name)
   sha = hashlib.sha256()
   hist = [0] * 256
-  result = ShardResult(task.split, task.index, name, path, "", 0, 0, hist, 0, 0, [], [], [], {})
+  result = ShardResult(task.split, task.index, name, path, "", 0, 0, hist, 0, 0, [], [], [], {},
+                       {})
   formats = set()
-  with open(path, "wb") as f:
+  out = _BatchedWriter(path)
+  done = False
+  try:
     for src in task.examples:
       try:
         ex = check_example(src.stem, src.image_path, src.label_path, task.rules,
@@ -167,11 +221,14 @@ def write_shard(task: ShardTask) -> ShardResult:
           raise
         result.skipped.append({"file": src.image_display, "reason": str(e)})
         continue
-      for piece in tfrecord_pieces(encode_example(ex)):
-        f.write(piece)
+      pieces = tfrecord_pieces(example_pieces(ex))
+      out.write(pieces)
+      for piece in pieces:
         sha.update(piece)
         result.bytes += len(piece)
       result.num_examples += 1
+      for display, size, digest in ex.source_digests:
+        result.source_digests[display] = (size, digest)
       hist[:] = map(operator.add, hist, ex.histogram)
       result.max_height = max(result.max_height, ex.height)
       result.max_width = max(result.max_width, ex.width)
@@ -181,24 +238,13 @@ def write_shard(task: ShardTask) -> ShardResult:
       if ex.label_converted:
         result.label_conversions[ex.label_converted] = (
             result.label_conversions.get(ex.label_converted, 0) + 1)
+    done = True
+  finally:
+    # Durable here, while the other workers still compute, not in one wait at the end.
+    out.close(fsync=done)
   result.sha256 = sha.hexdigest()
   result.image_formats = sorted(formats)
   return result
-
-
-def _fsync(path: str) -> None:
-  fd = os.open(path, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
-
-
-def fsync_all(paths: Sequence[str]) -> None:
-  """fsyncs files concurrently: the filesystem folds concurrent fsyncs into few journal commits."""
-  from concurrent.futures import ThreadPoolExecutor
-  with ThreadPoolExecutor(max(1, min(16, len(paths)))) as pool:
-    list(pool.map(_fsync, paths))
 
 
 def _pool_context():
@@ -214,6 +260,7 @@ def write_shards(tasks: Sequence[ShardTask], num_workers: int) -> List[ShardResu
     UserInputError: the first bad example (in task order) when tasks do not skip bad examples.
   """
   progress = _Progress(tasks)
+  native.library()  # built and loaded once, before forking, so workers inherit it
   if num_workers <= 0 or len(tasks) <= 1:
     return [progress.done(write_shard(t)) for t in tasks]
   pool = _pool_context().Pool(min(num_workers, len(tasks)))

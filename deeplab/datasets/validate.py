@@ -1,10 +1,11 @@
 """Strict checks of one image/label pair, cheap enough to run on every example.
 
-Images are never decoded: their size and channel count come from the file header (PIL's
-`Image.open` reads only the header) and truncation is detected from the end markers (a JPEG
-ends with its EOI marker FFD9 after the last scan, a PNG with its IEND chunk). Labels are
-decoded, because every pixel value must be checked against num_classes; the per-class pixel
-counts for the manifest fall out of the same histogram.
+Images are never decoded: their size and channel count come from the file header
+(image_headers for 8-bit RGB, else PIL's `Image.open`, which reads only the header), and
+truncation is detected from the end markers (a JPEG ends with its EOI marker FFD9 after the
+last scan, a PNG with its IEND chunk). Labels are decoded, because every pixel value must be
+checked against num_classes (pngfile's fast path for 8-bit masks, Pillow for the rest); the
+per-class pixel counts for the manifest fall out of the same histogram.
 
 Every problem raises `UserInputError` with a message naming the file, the value found, what
 was expected and how to fix it.
@@ -17,6 +18,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from PIL import Image
 
+from deeplab.datasets import image_headers, pngfile
+from deeplab.datasets.fingerprint import digest_bytes
 from deeplab.errors import UserInputError
 
 # PIL mode -> channel count for images we accept (possibly after conversion to RGB).
@@ -59,6 +62,8 @@ class CheckedExample:
   histogram: List[int]              # 256 counts of label values (after label_map)
   channel_conversion: Optional[Dict] = None
   label_converted: str = ""         # '', 'palette' or 'label_map'
+  # (display path, size, crc32c) of the source files as read: the fingerprint reuses them.
+  source_digests: Tuple[Tuple[str, int, str], ...] = ()
 
 
 def read_file(path: str, role: str, display: str) -> bytes:
@@ -120,6 +125,10 @@ def check_image(data: bytes, display: str) -> Tuple[str, int, int, Optional[byte
   Returns:
     (format, height, width, converted_bytes or None, channel_conversion record or None).
   """
+  fast = image_headers.rgb_header(data)
+  if fast is not None:
+    check_not_truncated(data, fast[0], "image", display)
+    return fast[0], fast[1], fast[2], None, None
   img = _open(data, "image", display)
   fmt = _FORMATS[img.format]
   check_not_truncated(data, fmt, "image", display)
@@ -138,31 +147,24 @@ def check_image(data: bytes, display: str) -> Tuple[str, int, int, Optional[byte
   return fmt, height, width, None, None
 
 
-def check_label(data: bytes, display: str, size: Tuple[int, int], rules: LabelRules,
-                image_display: str) -> Tuple[bytes, List[int], str]:
-  """Decodes a label, converts palette/mapped labels and checks every value.
+def _size_error(display: str, found: Tuple[int, int], size: Tuple[int, int],
+                image_display: str) -> UserInputError:
+  return UserInputError(
+      f"label '{display}' is {found[0]}x{found[1]} (WxH) but its image "
+      f"'{image_display}' is {size[0]}x{size[1]}; resize the mask with nearest-neighbour "
+      "or fix the image/label pairing")
 
-  Args:
-    data: the label file's bytes.
-    display: the label's path for messages.
-    size: (width, height) of the image.
-    rules: num_classes, ignore_label, label_map.
-    image_display: the image's path for messages.
 
-  Returns:
-    (png bytes of class indices, 256-bin histogram after mapping, conversion done: ''|'palette'|
-    'label_map').
-  """
+def _decode_label_pil(data: bytes, display: str, size: Tuple[int, int],
+                      image_display: str) -> Tuple[bytes, List[int], bool]:
+  """Pillow's decode of any label PNG: (values, 256-bin histogram, was it a palette PNG)."""
   img = _open(data, "label", display)
   if img.format != "PNG":
     raise UserInputError(f"label '{display}' is a {img.format} file; labels must be PNG (JPEG "
                          "compression corrupts class indices): re-export the mask as PNG")
   check_not_truncated(data, "png", "label", display)
   if img.size != tuple(size):
-    raise UserInputError(
-        f"label '{display}' is {img.size[0]}x{img.size[1]} (WxH) but its image "
-        f"'{image_display}' is {size[0]}x{size[1]}; resize the mask with nearest-neighbour "
-        "or fix the image/label pairing")
+    raise _size_error(display, img.size, size, image_display)
   if img.mode in _SIXTEEN_BIT:
     raise UserInputError(
         f"label '{display}' is a 16-bit PNG (mode {img.mode}); expected an 8-bit single-channel "
@@ -180,23 +182,15 @@ def check_label(data: bytes, display: str, size: Tuple[int, int], rules: LabelRu
   except Exception as e:
     raise UserInputError(f"label '{display}' cannot be decoded ({type(e).__name__}: {e}); "
                          "re-export the mask") from None
-  converted = ""
-  if img.mode in ("P", "1"):
-    # Palette PNGs (VOC's SegmentationClass) store class indices as palette indices: keep the
-    # indices, drop the colours (what remove_gt_colormap.py did).
-    raw = img.tobytes() if img.mode == "P" else img.convert("L").point(lambda v: v // 255).tobytes()
-    img = Image.frombytes("L", img.size, raw)
-    converted = "palette"
-  if rules.label_map is not None:
-    hist = img.histogram()
-    bad = [v for v in range(256) if hist[v] and rules.label_map[v] < 0]
-    if bad:
-      raise UserInputError(
-          f"label '{display}' has value {bad[0]} ({hist[bad[0]]} pixels) which is not a valid "
-          f"{rules.label_map_name}; fix the mask or provide the already-mapped label file")
-    img = img.point([max(v, 0) for v in rules.label_map])
-    converted = converted or "label_map"
-  hist = img.histogram()
+  mode = img.mode
+  if mode == "1":
+    img = img.convert("L").point(lambda v: v // 255)
+  # Palette PNGs (VOC's SegmentationClass) store class indices as palette indices: the values
+  # kept are the indices, the colours are dropped (what remove_gt_colormap.py did).
+  return img.tobytes(), img.histogram(), mode in ("P", "1")
+
+
+def _check_values(hist: List[int], rules: LabelRules, display: str) -> None:
   extra = sum(hist[rules.num_classes:])
   if rules.ignore_label >= rules.num_classes:
     extra -= hist[rules.ignore_label]
@@ -207,9 +201,54 @@ def check_label(data: bytes, display: str, size: Tuple[int, int], rules: LabelRu
         f"label '{display}' has value {bad[0]}{more} ({hist[bad[0]]} pixels) but the dataset has "
         f"{rules.num_classes} classes (ignore_label {rules.ignore_label}); fix the mask or pass "
         "--num_classes")
+
+
+def check_label(data: bytes, display: str, size: Tuple[int, int], rules: LabelRules,
+                image_display: str) -> Tuple[bytes, List[int], str]:
+  """Decodes a label, converts palette/mapped labels and checks every value.
+
+  Args:
+    data: the label file's bytes.
+    display: the label's path for messages.
+    size: (width, height) of the image.
+    rules: num_classes, ignore_label, label_map.
+    image_display: the image's path for messages.
+
+  Returns:
+    (png bytes of class indices, 256-bin histogram after mapping, conversion done: ''|'palette'|
+    'label_map').
+  """
+  header = pngfile.read_header(data)
+  fast = pngfile.decode_fast(data, header, rules.label_map is not None) if header else None
+  if fast is None:
+    pixels, hist, palette = _decode_label_pil(data, display, size, image_display)
+  else:
+    check_not_truncated(data, "png", "label", display)
+    if (header.width, header.height) != tuple(size):
+      raise _size_error(display, (header.width, header.height), size, image_display)
+    (pixels, hist), palette = fast, header.color_type == pngfile.PALETTE
+  converted = "palette" if palette else ""
+  if rules.label_map is not None:
+    bad = [v for v in range(256) if hist[v] and rules.label_map[v] < 0]
+    if bad:
+      raise UserInputError(
+          f"label '{display}' has value {bad[0]} ({hist[bad[0]]} pixels) which is not a valid "
+          f"{rules.label_map_name}; fix the mask or provide the already-mapped label file")
+    lut = bytes(max(v, 0) for v in rules.label_map)
+    pixels = pixels.translate(lut)
+    mapped = [0] * 256
+    for v, n in enumerate(hist):
+      mapped[lut[v]] += n
+    hist, converted = mapped, converted or "label_map"
+  _check_values(hist, rules, display)
+  if converted == "palette":
+    # Same bytes whichever decoder ran: the output must not depend on the machine.
+    grey = pngfile.palette_as_grey(data, header) if header else None
+    if grey is not None:
+      return grey, hist, converted
   if converted:
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    Image.frombytes("L", tuple(size), bytes(pixels)).save(buf, format="PNG")
     data = buf.getvalue()
   return data, hist, converted
 
@@ -219,13 +258,15 @@ def check_example(stem: str, image_path: str, label_path: str, rules: LabelRules
   """Reads and checks one pair; raises UserInputError naming the file at fault."""
   image = read_file(image_path, "image", image_display)
   fmt, height, width, converted, record = check_image(image, image_display)
-  label = read_file(label_path, "label", label_display)
-  label, hist, label_converted = check_label(label, label_display, (width, height), rules,
+  raw_label = read_file(label_path, "label", label_display)
+  label, hist, label_converted = check_label(raw_label, label_display, (width, height), rules,
                                              image_display)
+  digests = ((image_display, len(image), digest_bytes(image)),
+             (label_display, len(raw_label), digest_bytes(raw_label)))
   return CheckedExample(stem=stem, image_bytes=converted if converted is not None else image,
                         image_format=fmt, height=height, width=width, label_bytes=label,
                         histogram=hist, channel_conversion=record,
-                        label_converted=label_converted)
+                        label_converted=label_converted, source_digests=digests)
 
 
 def check_listing(examples: Sequence) -> List[Tuple[object, str]]:

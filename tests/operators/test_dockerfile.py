@@ -52,3 +52,13 @@ def test_pins_match_requirements_txt():
   # The base image's TensorFlow is the same release as the pinned tensorflow-cpu.
   assert reqs["tensorflow-cpu"] == "2.21.0"
   assert "tensorflow-cpu" not in pins and "tensorflow" not in pins
+
+
+def test_builds_the_native_helpers_where_runtime_finds_them():
+  lines = _instructions()
+  build = [l for l in lines if "-m deeplab.native" in l]
+  assert len(build) == 1 and "DEEPLAB_NATIVE_DIR=/opt/deeplab/native" in build[0]
+  assert lines.index(build[0]) > min(i for i, l in enumerate(lines) if "deeplab/" in l
+                                     and l.startswith("COPY"))
+  assert re.search(r"ENV .*DEEPLAB_NATIVE_DIR=/opt/deeplab/native", " ".join(lines))
+  assert any("gcc" in l for l in lines if l.startswith("RUN apt-get"))

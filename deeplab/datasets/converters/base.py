@@ -65,8 +65,14 @@ class DatasetSpec:
 
 def example(source: str, split: str, stem: str, image_path: str,
             label_path: Optional[str]) -> SourceExample:
+  root = os.path.join(source, "")
+
   def rel(p):
-    return os.path.relpath(p, source).replace(os.sep, "/") if p else ""
+    if not p:
+      return ""
+    # Slicing, not os.path.relpath: relpath costs more than converting a small example.
+    r = p[len(root):] if p.startswith(root) else os.path.relpath(p, source)
+    return r.replace(os.sep, "/")
   return SourceExample(split, stem, image_path, label_path, rel(image_path), rel(label_path))
 
 

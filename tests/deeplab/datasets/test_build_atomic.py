@@ -44,13 +44,13 @@ def test_killed_conversion_leaves_no_manifest(tmp_path):
       import os, signal
       from deeplab.datasets import build, sharded_writer
       from deeplab.datasets.converters.base import ConvertOptions
-      real, seen = sharded_writer.encode_example, []
+      real, seen = sharded_writer.example_pieces, []
       def encode_then_die(ex):
         seen.append(ex)
         if len(seen) == 4:  # mid-way: some shards written, one open
           os.kill(os.getpid(), signal.SIGKILL)
         return real(ex)
-      sharded_writer.encode_example = encode_then_die
+      sharded_writer.example_pieces = encode_then_die
       build.build_tfrecords(ConvertOptions(format="voc", source={root!r}, num_shards=1),
                             {out!r}, 0)
       """)

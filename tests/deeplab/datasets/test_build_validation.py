@@ -7,12 +7,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deeplab import native
 from deeplab.errors import UserInputError
 from tests.deeplab.datasets.test_build_trees import (
     H, W, convert, image_array, label_array, make_cityscapes, make_folder, make_voc, manifest,
     read_records, save)
 
 STEM = "2007_000002"
+
+
+@pytest.fixture(autouse=True, params=["fast", "pillow"])
+def label_decoder(request, monkeypatch):
+  """Every case with the fast label decode and with Pillow's (no C compiler): same messages."""
+  if request.param == "pillow":
+    monkeypatch.setattr(native, "library", lambda: None)
+  return request.param
 
 
 @pytest.fixture
