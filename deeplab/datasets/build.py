@@ -26,10 +26,11 @@ from deeplab import storage
 from deeplab.datasets import converters, features, validate
 from deeplab.datasets.converters.base import ConvertOptions, DatasetSpec
 from deeplab.datasets.fingerprint import (CONVERTER_VERSION, DEFAULTS, FORMATS, Digests,
-                                          compute_fingerprint, list_source_files,
-                                          normalize_options)
+                                          compute_fingerprint, fill_digests, fingerprint_of,
+                                          list_source_files, normalize_options)
 from deeplab.datasets.sharded_writer import (ShardTask, default_num_shards,
-                                             merge_histograms, split_into_shards, write_shards)
+                                             merge_histograms, split_into_shards, worker_pool,
+                                             write_shards)
 from deeplab.errors import UserInputError
 from deeplab.flag_util import define as _d
 
@@ -106,7 +107,7 @@ def _listing_problems(spec: DatasetSpec, skip: bool) -> List[Dict[str, str]]:
 def _publish(out_dir: str, output_uri: str, results, manifest: dict) -> None:
   """Replaces any old shards with the staged ones, then writes manifest.json last.
 
-  The shards are durable already (write_shard fsyncs them): after a machine crash no final name
+  The shards are durable already (write_shards fsyncs them): after a machine crash no final name
   may point at a short shard.
   """
   old_manifest = os.path.join(out_dir, features.MANIFEST)
@@ -174,14 +175,14 @@ def _fingerprint_alongside(opts: ConvertOptions, spec: DatasetSpec) -> Callable[
   hashing.shutdown(wait=False)
 
   def fingerprint(read_by_workers: Digests) -> str:
-    known = {rel: (size, digest) for rel, size, digest in future.result()}
-    known.update(read_by_workers)
-    return compute_fingerprint(*fp_args, known=known)
+    # Files a worker skipped (bad examples) are read here.
+    files = fill_digests(future.result(), opts.source, read_by_workers)
+    return fingerprint_of(opts.format, fp_args[2], files)
   return fingerprint
 
 
 def convert(spec: DatasetSpec, opts: ConvertOptions, out_dir: str, output_uri: str,
-            fingerprint: Callable[[Digests], str], num_workers: int) -> dict:
+            fingerprint: Callable[[Digests], str], num_workers: int, pool) -> dict:
   """Checks and writes `spec` into the local folder `out_dir`; returns the manifest.
 
   `fingerprint` is called once the shards are written, with the digests of the source files
@@ -205,7 +206,7 @@ def convert(spec: DatasetSpec, opts: ConvertOptions, out_dir: str, output_uri: s
         tasks.append(ShardTask(split, i, n, chunk, rules, staging, skip))
     log.info("converting %d examples of %s into %d shards with %d workers",
              len(spec.examples), ", ".join(spec.split_names), len(tasks), num_workers)
-    results = write_shards(tasks, num_workers)
+    results = write_shards(tasks, pool)
     validate.check_splits_not_empty(
         {s: sum(r.num_examples for r in results if r.split == s) for s in spec.split_names},
         opts.source)
@@ -260,7 +261,9 @@ def build_tfrecords(opts: ConvertOptions, output_dir: str, num_workers: int = 2,
           f"{output_dir} already holds a different dataset (fingerprint "
           f"{existing.get('fingerprint')}, this conversion is {fingerprint}); choose a new "
           "--output_dir (e.g. datasets/<name>/<fingerprint>) or pass --overwrite")
-    with tempfile.TemporaryDirectory(prefix="deeplab-synthetic-") as scratch:
+    # Workers fork first: their start overlaps the listing, and no GCS client exists yet.
+    with worker_pool(num_workers) as pool, tempfile.TemporaryDirectory(
+        prefix="deeplab-synthetic-") as scratch:
       source = opts.source
       if opts.format == "synthetic" and (not source or storage.is_gcs(source)):
         source = scratch
@@ -274,7 +277,8 @@ def build_tfrecords(opts: ConvertOptions, output_dir: str, num_workers: int = 2,
       else:
         get_fingerprint = lambda read_by_workers, fp=fingerprint: fp  # noqa: E731
       with storage.output_dir(output_dir) as out_dir:
-        manifest = convert(spec, opts, str(out_dir), output_dir, get_fingerprint, num_workers)
+        manifest = convert(spec, opts, str(out_dir), output_dir, get_fingerprint, num_workers,
+                           pool)
       fingerprint = manifest["fingerprint"]
   counts = {s: v["num_examples"] for s, v in manifest["splits"].items()}
   result = {"output_dir": output_dir, "manifest": storage.join(output_dir, features.MANIFEST),

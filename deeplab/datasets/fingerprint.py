@@ -99,21 +99,21 @@ Digests = Mapping[str, Tuple[int, str]]  # relative path -> (size, crc32c) alrea
 
 
 def list_source_files(fmt: str, source: str, known: Optional[Digests] = None,
-                      exclude: Optional[AbstractSet[str]] = None) -> List[Tuple[str, int, str]]:
+                      defer: AbstractSet[str] = frozenset()) -> List[Tuple[str, int, Optional[str]]]:
   """(relative POSIX path, size, crc32c) of the files `fmt` reads under `source`, sorted.
 
   Args:
     fmt: one of FORMATS.
     source: local folder or gs:// prefix (whose listing carries the crc32c: nothing is read).
     known: digests computed by whoever read the files already (the conversion workers); used
-      when the size still matches, so each local file is read once.
-    exclude: relative paths to leave out (another reader will supply them as `known`).
+      while the size still matches, so each local file is read once.
+    defer: local files listed with digest None, for `fill_digests` to complete later (their
+      reader supplies them).
   """
   patterns = SOURCE_PATTERNS[fmt]
   if not patterns:
     return []
   known = known or {}
-  exclude = exclude or frozenset()
   files = []
   if source.startswith("gs://"):
     from deeplab import gcs
@@ -122,7 +122,7 @@ def list_source_files(fmt: str, source: str, known: Optional[Digests] = None,
     blobs, _ = gcs.list_blobs(prefix)
     for b in blobs:
       rel = b.name[len(name_prefix):]
-      if rel and not rel.endswith("/") and rel not in exclude and _wanted(rel, patterns):
+      if rel and not rel.endswith("/") and _wanted(rel, patterns):
         files.append((rel, int(b.size), b.crc32c))
   else:
     if not os.path.isdir(source):
@@ -134,13 +134,24 @@ def list_source_files(fmt: str, source: str, known: Optional[Digests] = None,
       prefix = prefix + "/" if prefix else ""
       for n in names:
         rel = prefix + n
-        if rel in exclude or not _wanted(rel, patterns):
-          continue
-        path = os.path.join(folder, n)
-        size = os.path.getsize(path)
-        have = known.get(rel)
-        files.append((rel, size, have[1] if have and have[0] == size else _file_digest(path)))
-  return sorted(files)
+        if _wanted(rel, patterns):
+          files.append((rel, os.path.getsize(os.path.join(folder, n)), None))
+  return fill_digests(sorted(files), source, known, defer)
+
+
+def fill_digests(files: List[Tuple[str, int, Optional[str]]], source: str,
+                 known: Optional[Digests] = None,
+                 defer: AbstractSet[str] = frozenset()) -> List[Tuple[str, int, Optional[str]]]:
+  """Completes a listing's missing digests: from `known` while the size matches, else by
+  reading the file (except those in `defer`, left None)."""
+  known = known or {}
+  out = []
+  for rel, size, digest in files:
+    if digest is None and rel not in defer:
+      have = known.get(rel)
+      digest = have[1] if have and have[0] == size else _file_digest(os.path.join(source, rel))
+    out.append((rel, size, digest))
+  return out
 
 
 def _read_small(path: str) -> str:
@@ -211,8 +222,14 @@ def compute_fingerprint(format: str, source: Optional[str],  # noqa: A002 (flag 
   Returns:
     16 lowercase hex characters.
   """
-  opts = normalize_options(format, options)
   files = [] if format == "synthetic" else list_source_files(format, source, known)
+  return fingerprint_of(format, options, files)
+
+
+def fingerprint_of(format: str, options: Optional[Mapping[str, Any]],  # noqa: A002
+                   files: List[Tuple[str, int, str]]) -> str:
+  """The fingerprint of a complete `list_source_files` listing."""
+  opts = normalize_options(format, options)
   payload = {"version": CONVERTER_VERSION, "format": format, "options": opts,
              "files": [list(f) for f in files]}
   blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")

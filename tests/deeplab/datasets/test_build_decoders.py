@@ -55,14 +55,14 @@ def test_known_digests_are_used_only_while_the_size_matches(tmp_path):
   src = make_voc(str(tmp_path / "src"))
   files = fingerprint.list_source_files("voc", src)
   rel, size, digest = next(f for f in files if f[0].endswith(".jpg"))
-  fake = {rel: (size, "AAAAAA==")}
-  assert dict((r, d) for r, _, d in fingerprint.list_source_files("voc", src, fake))[rel] == \
-      "AAAAAA=="
-  stale = {rel: (size + 1, "AAAAAA==")}  # the file changed since: hash it again
-  assert dict((r, d) for r, _, d in fingerprint.list_source_files("voc", src, stale))[rel] == \
-      digest
-  assert rel not in {r for r, _, _ in fingerprint.list_source_files("voc", src,
-                                                                    exclude={rel})}
+
+  def digest_of(known=None, defer=frozenset()):
+    return {r: d for r, _, d in fingerprint.list_source_files("voc", src, known, defer)}[rel]
+  assert digest_of({rel: (size, "AAAAAA==")}) == "AAAAAA=="
+  assert digest_of({rel: (size + 1, "AAAAAA==")}) == digest  # changed since: hashed again
+  assert digest_of(defer={rel}) is None
+  deferred = fingerprint.list_source_files("voc", src, defer={rel})
+  assert fingerprint.fill_digests(deferred, src) == files
 
 
 def test_fingerprint_alongside_matches_a_fresh_one(tmp_path):
