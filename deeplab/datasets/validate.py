@@ -241,7 +241,7 @@ def check_label(data: bytes, display: str, size: Tuple[int, int], rules: LabelRu
       mapped[lut[v]] += n
     hist, converted = mapped, converted or "label_map"
   _check_values(hist, rules, display)
-  if converted == "palette":
+  if converted == "palette" and rules.label_map is None:
     # Same bytes whichever decoder ran: the output must not depend on the machine.
     grey = pngfile.palette_as_grey(data, header) if header else None
     if grey is not None:

@@ -1,11 +1,14 @@
 """The fast label decode (zlib-ng + C) and Pillow's give the same shards; files are read once."""
 
+import io
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from deeplab import native
-from deeplab.datasets import fingerprint
+from deeplab.datasets import fingerprint, validate
 from tests.deeplab.datasets.test_build_trees import (
     convert, make_ade, make_cityscapes, make_folder, make_voc, manifest)
 
@@ -70,3 +73,21 @@ def test_fingerprint_alongside_matches_a_fresh_one(tmp_path):
   out = str(tmp_path / "out")
   result = convert("folder", src, out, workers=2)
   assert result["fingerprint"] == fingerprint.compute_fingerprint("folder", src, {})
+
+
+@pytest.mark.parametrize("decoder", ["fast", "pillow"])
+def test_a_mapped_palette_label_keeps_the_mapping(monkeypatch, decoder):
+  if decoder == "pillow":
+    monkeypatch.setattr(native, "library", lambda: None)
+  raw = np.array([[7, 8, 0], [26, 7, 7]], np.uint8)  # Cityscapes labelIds: road, sidewalk, ...
+  img = Image.fromarray(raw, mode="L").convert("P")
+  img.putpalette(list(range(256)) * 3)
+  buf = io.BytesIO()
+  img.save(buf, format="PNG")
+  lut = [-1] * 256
+  lut[0], lut[7], lut[8], lut[26] = 255, 0, 1, 13
+  rules = validate.LabelRules(19, 255, tuple(lut), "Cityscapes labelId")
+  data, hist, converted = validate.check_label(buf.getvalue(), "l.png", (3, 2), rules, "i.png")
+  assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))),
+                        [[0, 1, 255], [13, 0, 0]])
+  assert hist[0] == 3 and hist[13] == 1 and converted == "palette"
