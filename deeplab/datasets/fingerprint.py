@@ -98,8 +98,11 @@ def _wanted(rel: str, patterns: Tuple[str, ...]) -> bool:
 Digests = Mapping[str, Tuple[int, str]]  # relative path -> (size, crc32c) already computed
 
 
+Listing = List[Tuple[str, int, Optional[str]]]  # (relative path, size, crc32c or None)
+
+
 def list_source_files(fmt: str, source: str, known: Optional[Digests] = None,
-                      defer: AbstractSet[str] = frozenset()) -> List[Tuple[str, int, Optional[str]]]:
+                      defer: AbstractSet[str] = frozenset()) -> Listing:
   """(relative POSIX path, size, crc32c) of the files `fmt` reads under `source`, sorted.
 
   Args:
@@ -139,9 +142,8 @@ def list_source_files(fmt: str, source: str, known: Optional[Digests] = None,
   return fill_digests(sorted(files), source, known, defer)
 
 
-def fill_digests(files: List[Tuple[str, int, Optional[str]]], source: str,
-                 known: Optional[Digests] = None,
-                 defer: AbstractSet[str] = frozenset()) -> List[Tuple[str, int, Optional[str]]]:
+def fill_digests(files: Listing, source: str, known: Optional[Digests] = None,
+                 defer: AbstractSet[str] = frozenset()) -> Listing:
   """Completes a listing's missing digests: from `known` while the size matches, else by
   reading the file (except those in `defer`, left None)."""
   known = known or {}

@@ -8,8 +8,9 @@ milliseconds and the conversion runs where TensorFlow is not installed. Tests ch
 against `tf.train.Example` and the original parse spec.
 
 Each shard is validated and written by one task into a hidden staging folder and fsync'ed as
-soon as it is done; the caller renames them to `<split>-%05d-of-%05d.tfrecord` only once every shard succeeded. Tasks
-run in `num_workers` processes (0 = serially in this process); results come back in task order.
+soon as it is done; the caller renames the shards to `<split>-%05d-of-%05d.tfrecord` only once
+every shard succeeded. Tasks run in the processes of `worker_pool` (or serially in this one);
+results come back in task order.
 """
 
 import concurrent.futures
@@ -90,6 +91,7 @@ def _small_entry(key: str, value) -> bytes:
 # key(1) + value(2); the key part is constant, so it is encoded once.
 _KEY_PREFIX = {k: _field(1, k.encode("ascii")) for k in features.ALL_KEYS}
 _ORDER = tuple(sorted(features.ALL_KEYS))
+# example_pieces writes the entries in this order:
 assert _ORDER == (features.IMAGE_CHANNELS, features.IMAGE_ENCODED, features.IMAGE_FILENAME,
                   features.IMAGE_FORMAT, features.IMAGE_HEIGHT, features.LABEL_ENCODED,
                   features.LABEL_FORMAT, features.IMAGE_WIDTH)
