@@ -17,6 +17,7 @@ import struct
 import zlib
 from typing import List, Optional, Tuple
 
+from PIL import Image
 from zlib_ng import zlib_ng
 
 from deeplab import native
@@ -66,6 +67,8 @@ def decode_fast(data: bytes, header: PngHeader,
   """
   if header.bit_depth != 8 or header.color_type not in (GREY, PALETTE) or header.interlaced:
     return None
+  if header.width * header.height > 2 * Image.MAX_IMAGE_PIXELS:
+    return None  # what Pillow refuses as a decompression bomb: let it say so
   lib = native.library()
   if lib is None:
     return None

@@ -218,14 +218,15 @@ def check_label(data: bytes, display: str, size: Tuple[int, int], rules: LabelRu
     (png bytes of class indices, 256-bin histogram after mapping, conversion done: ''|'palette'|
     'label_map').
   """
-  header = pngfile.read_header(data)
-  fast = pngfile.decode_fast(data, header, rules.label_map is not None) if header else None
+  header, fast = pngfile.read_header(data), None
+  if header is not None:
+    check_not_truncated(data, "png", "label", display)
+    if (header.width, header.height) != tuple(size):  # before allocating anything that size
+      raise _size_error(display, (header.width, header.height), size, image_display)
+    fast = pngfile.decode_fast(data, header, rules.label_map is not None)
   if fast is None:
     pixels, hist, palette = _decode_label_pil(data, display, size, image_display)
   else:
-    check_not_truncated(data, "png", "label", display)
-    if (header.width, header.height) != tuple(size):
-      raise _size_error(display, (header.width, header.height), size, image_display)
     (pixels, hist), palette = fast, header.color_type == pngfile.PALETTE
   converted = "palette" if palette else ""
   if rules.label_map is not None:

@@ -152,3 +152,11 @@ def test_without_the_c_helpers_the_caller_falls_back(monkeypatch):
   monkeypatch.setattr(native, "library", lambda: None)
   data = encode_png(np.zeros((2, 2), np.uint8), [0])
   assert pngfile.decode_fast(data, pngfile.read_header(data)) is None
+
+
+def test_a_decompression_bomb_is_left_to_pillow():
+  data = bytearray(encode_png(np.zeros((4, 4), np.uint8), [0]))
+  data[16:24] = struct.pack(">II", 100_000, 100_000)  # IHDR claims 10^10 pixels
+  data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+  header = pngfile.read_header(bytes(data))
+  assert header.width == 100_000 and pngfile.decode_fast(bytes(data), header) is None
