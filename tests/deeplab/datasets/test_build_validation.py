@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from deeplab import native
+from deeplab.datasets import fingerprint
 from deeplab.errors import UserInputError
 from tests.deeplab.datasets.test_build_trees import (
     H, W, convert, image_array, label_array, make_cityscapes, make_folder, make_voc, manifest,
@@ -160,6 +161,9 @@ def test_skip_converts_the_rest_and_lists_every_bad_file(voc, tmp_path):
   assert set(skipped) == {f"VOC2012/JPEGImages/{STEM}.jpg", "VOC2012/JPEGImages/2008_000001.jpg"}
   assert "value 99" in skipped[f"VOC2012/JPEGImages/{STEM}.jpg"]
   assert "missing label" in skipped["VOC2012/JPEGImages/2008_000001.jpg"]
+  # The files no worker converted are hashed by the parent: the fingerprint is still whole.
+  assert res["fingerprint"] == fingerprint.compute_fingerprint("voc", root,
+                                                               {"on_bad_example": "skip"})
 
 
 def test_skip_still_refuses_an_emptied_split(voc, tmp_path):
