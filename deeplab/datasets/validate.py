@@ -270,6 +270,25 @@ def check_example(stem: str, image_path: str, label_path: str, rules: LabelRules
                         label_converted=label_converted, source_digests=digests)
 
 
+class _FileIndex:
+  """os.path.isfile for many files in few folders: one scandir per folder, not a stat per file."""
+
+  def __init__(self):
+    self.folders: Dict[str, set] = {}
+
+  def __call__(self, path: str) -> bool:
+    folder, name = os.path.split(path)
+    names = self.folders.get(folder)
+    if names is None:
+      try:
+        with os.scandir(folder or ".") as entries:
+          names = {e.name for e in entries if e.is_file()}
+      except OSError:
+        names = set()
+      self.folders[folder] = names
+    return name in names
+
+
 def check_listing(examples: Sequence) -> List[Tuple[object, str]]:
   """Dataset-level checks: missing labels and duplicate stems within a split.
 
@@ -282,6 +301,7 @@ def check_listing(examples: Sequence) -> List[Tuple[object, str]]:
   """
   problems = []
   seen: Dict[Tuple[str, str], object] = {}
+  is_file = _FileIndex()
   for ex in examples:
     key = (ex.split, ex.stem)
     if key in seen:
@@ -291,10 +311,10 @@ def check_listing(examples: Sequence) -> List[Tuple[object, str]]:
                            "stored under that name; rename or remove one of them"))
       continue
     seen[key] = ex
-    if not os.path.isfile(ex.image_path):
+    if not is_file(ex.image_path):
       problems.append((ex, f"image '{ex.image_display}' listed in split '{ex.split}' does not "
                            "exist; add it or remove the stem from the split list"))
-    elif not ex.label_path or not os.path.isfile(ex.label_path):
+    elif not ex.label_path or not is_file(ex.label_path):
       problems.append((ex, f"missing label for image '{ex.image_display}': expected "
                            f"'{ex.label_display}'; add the mask or remove the image"))
   return problems
