@@ -99,7 +99,7 @@ def library() -> Optional[ctypes.CDLL]:
           _state["lib"] = _load(build())
         except (NativeUnavailable, OSError, subprocess.SubprocessError) as e:
           log.warning("native helpers unavailable (%s): label PNGs are decoded with Pillow, "
-                      "which makes build-tfrecords about 3x slower", e)
+                      "which makes build-tfrecords about 2x slower", e)
     return _state["lib"]
 
 
