@@ -248,9 +248,7 @@ def check_label(data: bytes, display: str, size: Tuple[int, int], rules: LabelRu
     if grey is not None:
       return grey, hist, converted
   if converted:
-    buf = io.BytesIO()
-    Image.frombytes("L", tuple(size), bytes(pixels)).save(buf, format="PNG")
-    data = buf.getvalue()
+    data = pngfile.encode_grey(pixels, size[0], size[1])
   return data, hist, converted
 
 

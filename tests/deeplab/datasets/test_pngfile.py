@@ -160,3 +160,14 @@ def test_a_decompression_bomb_is_left_to_pillow():
   data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
   header = pngfile.read_header(bytes(data))
   assert header.width == 100_000 and pngfile.decode_fast(bytes(data), header) is None
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 17), (17, 1), (64, 100)])
+def test_encode_grey_round_trips(shape):
+  values = _mask(np.random.default_rng(shape[1]), *shape)
+  data = pngfile.encode_grey(values.tobytes(), shape[1], shape[0])
+  img = Image.open(io.BytesIO(data))
+  assert img.mode == "L" and np.array_equal(np.asarray(img), values)
+  pixels, hist = pngfile.decode_fast(data, pngfile.read_header(data))
+  assert bytes(pixels) == values.tobytes()
+  assert pngfile.encode_grey(bytearray(values.tobytes()), shape[1], shape[0]) == data
