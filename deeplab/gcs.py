@@ -109,6 +109,11 @@ def list_blobs(uri_prefix: str, delimiter: Optional[str] = None):
     return blobs, sorted(pages.prefixes)
 
 
+def bytes_crc32c(data: bytes) -> str:
+  """base64 of the big-endian crc32c of `data`, the form GCS reports in `blob.crc32c`."""
+  return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode("ascii")
+
+
 def file_crc32c(path: str) -> str:
   """base64 of the big-endian crc32c, the form GCS reports in `blob.crc32c`."""
   crc = google_crc32c.Checksum()

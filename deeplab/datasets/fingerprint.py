@@ -10,7 +10,6 @@ Pure Python (no TensorFlow): the Airflow layer calls `compute_fingerprint` to pi
 folder `datasets/<name>/<fingerprint>/` and to skip a conversion that already exists.
 """
 
-import base64
 import fnmatch
 import functools
 import hashlib
@@ -19,9 +18,8 @@ import os
 import re
 from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 
-import google_crc32c
-
 from deeplab.errors import UserInputError
+from deeplab.gcs import file_crc32c
 
 CONVERTER_VERSION = "2"  # 2: palette labels keep their IDAT data (re-labelled grey)
 FORMATS = ("voc", "cityscapes", "ade20k", "folder", "synthetic")
@@ -65,23 +63,6 @@ RELEVANT_OPTIONS = {
 def check_format(fmt: str) -> None:
   if fmt not in FORMATS:
     raise UserInputError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def _b64(crc: int) -> str:
-  """base64 big-endian crc32c, the form GCS reports in blob.crc32c."""
-  return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
-
-
-def digest_bytes(data: bytes) -> str:
-  return _b64(google_crc32c.value(data))
-
-
-def _file_digest(path: str) -> str:
-  with open(path, "rb") as f:
-    crc = google_crc32c.value(f.read(1 << 20))
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      crc = google_crc32c.extend(crc, chunk)
-  return _b64(crc)
 
 
 @functools.lru_cache(maxsize=None)
@@ -151,7 +132,7 @@ def fill_digests(files: Listing, source: str, known: Optional[Digests] = None,
   for rel, size, digest in files:
     if digest is None and rel not in defer:
       have = known.get(rel)
-      digest = have[1] if have and have[0] == size else _file_digest(os.path.join(source, rel))
+      digest = have[1] if have and have[0] == size else file_crc32c(os.path.join(source, rel))
     out.append((rel, size, digest))
   return out
 

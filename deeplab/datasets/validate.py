@@ -19,8 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from PIL import Image
 
 from deeplab.datasets import image_headers, pngfile
-from deeplab.datasets.fingerprint import digest_bytes
 from deeplab.errors import UserInputError
+from deeplab.gcs import bytes_crc32c
 
 # PIL mode -> channel count for images we accept (possibly after conversion to RGB).
 _IMAGE_CHANNELS = {"RGB": 3, "YCbCr": 3, "P": 3, "L": 1, "1": 1, "LA": 2, "RGBA": 4, "CMYK": 4,
@@ -260,8 +260,8 @@ def check_example(stem: str, image_path: str, label_path: str, rules: LabelRules
   raw_label = read_file(label_path, "label", label_display)
   label, hist, label_converted = check_label(raw_label, label_display, (width, height), rules,
                                              image_display)
-  digests = ((image_display, len(image), digest_bytes(image)),
-             (label_display, len(raw_label), digest_bytes(raw_label)))
+  digests = ((image_display, len(image), bytes_crc32c(image)),
+             (label_display, len(raw_label), bytes_crc32c(raw_label)))
   return CheckedExample(stem=stem, image_bytes=converted if converted is not None else image,
                         image_format=fmt, height=height, width=width, label_bytes=label,
                         histogram=hist, channel_conversion=record,

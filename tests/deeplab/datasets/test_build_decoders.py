@@ -44,13 +44,13 @@ def test_both_decoders_write_identical_datasets(tmp_path, monkeypatch, fmt, make
 def test_a_conversion_reads_each_source_file_once(tmp_path, monkeypatch):
   src = make_voc(str(tmp_path / "src"))
   hashed = []
-  real = fingerprint._file_digest
-  monkeypatch.setattr(fingerprint, "_file_digest", lambda p: hashed.append(p) or real(p))
+  real = fingerprint.file_crc32c
+  monkeypatch.setattr(fingerprint, "file_crc32c", lambda p: hashed.append(p) or real(p))
   result = convert("voc", src, str(tmp_path / "out"), workers=0)
   # Images and labels are hashed by the workers from the bytes they convert; the parent reads
   # only what no worker reads (the split lists).
   assert sorted(os.path.basename(p) for p in hashed) == ["train.txt", "val.txt"]
-  monkeypatch.setattr(fingerprint, "_file_digest", real)
+  monkeypatch.setattr(fingerprint, "file_crc32c", real)
   assert result["fingerprint"] == fingerprint.compute_fingerprint("voc", src, {})
 
 
