@@ -30,8 +30,9 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from deeplab import config as dl_config  # noqa: E402
-from deeplab import eval_pass, export, metrics, model  # noqa: E402
-from deeplab import export_graph as eg  # noqa: E402
+from deeplab import export, model
+from deeplab.evaluation import eval_pass, metrics  # noqa: E402
+from deeplab.exporting import graph as eg  # noqa: E402
 from deeplab.compat import tf  # noqa: E402
 from deeplab.datasets import features  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Prints ONE JSON object. Every configuration runs in its own process (peak resident memory is
 per process; Keras 3 cannot share a process with tf-keras/graph mode):
-  * ours_1_clone / ours_2_clones: `deeplab.trainer.train` (the code behind
+  * ours_1_clone / ours_2_clones: `deeplab.training.trainer.train` (the code behind
     `python -m deeplab train`), mobilenet_v2, crop 321, global batch 4, output stride 16,
     decoder stride 4, momentum; 2 clones run on 2 logical CPU devices, same global batch.
   * keras3: keras.applications.MobileNetV2(weights=None) made output-stride 16 (block 13
@@ -50,7 +50,7 @@ def run_ours(num_clones: int, steps: int, warmup: int) -> dict:
   import numpy as np
 
   from deeplab import config as C
-  from deeplab import trainer
+  from deeplab.training import trainer
   from deeplab.compat import tf
 
   images, labels = _data(np)

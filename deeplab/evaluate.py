@@ -17,8 +17,8 @@ from typing import Optional, Sequence, Tuple
 
 from absl import flags
 
-from deeplab import (colormap, eval_pass, flag_util, metrics, model_flags, report, run_config,
-                     storage)
+from deeplab import flag_util, model_flags, run_config, storage
+from deeplab.evaluation import colormap, eval_pass, metrics, report
 from deeplab.config import ModelConfig
 from deeplab.errors import UserInputError
 

@@ -58,7 +58,7 @@ define_flags()
 
 def split_export_path(export_path: str) -> Tuple[str, str]:
   """(folder, frozen graph file name): the original passed the .pb path itself."""
-  from deeplab import export_graph as eg
+  from deeplab.exporting import graph as eg
   if export_path.endswith(".pb"):
     folder = export_path.rsplit("/", 1)[0] if "/" in export_path else "."
     return folder, export_path.rsplit("/", 1)[-1]
@@ -91,14 +91,15 @@ def warn_ignored_model_flags(model_cfg: ModelConfig, source: str) -> List[str]:
 def check_images(dataset_dir: Optional[str], split: str, count: int,
                  crop_size: Tuple[int, int]):
   """(images, source): the first images of a split, else deterministic synthetic ones."""
-  from deeplab import export_check, split_reader
+  from deeplab.exporting import self_check
+  from deeplab.evaluation import split_reader
   if dataset_dir:
-    from deeplab.eval_pass import stage_split
+    from deeplab.evaluation.eval_pass import stage_split
     local = stage_split(dataset_dir, split)
     examples = split_reader.read_examples(local, split, count, with_label=False)
     if examples:
       return [(name, img) for name, img, _ in examples], f"{dataset_dir} split {split}"
-  return export_check.synthetic_images(crop_size, count), "synthetic"
+  return self_check.synthetic_images(crop_size, count), "synthetic"
 
 
 def _publish(tmp: str, folder: str) -> None:
@@ -132,8 +133,8 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
   Raises:
     UserInputError: no config.json, checkpoint/config mismatch, or the self-check failed.
   """
-  from deeplab import export_check
-  from deeplab import export_graph as eg
+  from deeplab.exporting import self_check
+  from deeplab.exporting import graph as eg
   from deeplab.compat import tf
 
   cfg, cfg_uri = run_config.load_run_config(checkpoint, config_json, required=True)
@@ -162,7 +163,7 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
       eg.write_frozen_graph(frozen, graph_path)
       eg.write_saved_model(frozen, saved_dir)
       log.info("froze %d nodes into %s", len(frozen.node), graph_name)
-    check = export_check.check_export(graph_path, saved_dir, local_ckpt, model_cfg, crop, scales,
+    check = self_check.check_export(graph_path, saved_dir, local_ckpt, model_cfg, crop, scales,
                                       add_flipped_images, images, source)
     result = {
         "format_version": 1, "checkpoint": checkpoint,

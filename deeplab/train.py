@@ -1,4 +1,4 @@
-"""`python -m deeplab train`: the original train.py flags, then deeplab.trainer.train().
+"""`python -m deeplab train`: the original train.py flags, then deeplab.training.trainer.train().
 
 Flag names and defaults are the original's (reference/deeplab.md §2.1; model flags §3.1);
 added: --save_interval_steps, --max_to_keep, --seed, --slow_start_burnin_type, --boundaries,
@@ -142,7 +142,7 @@ def main(argv) -> int:
   info.num_examples(FLAGS.train_split)  # Unknown split: a clear error listing the splits.
   cfg = config_from_flags(FLAGS, info.num_classes).validate()
 
-  from deeplab import trainer
+  from deeplab.training import trainer
 
   trainer.train(cfg, ignore_label=info.ignore_label, result_json=FLAGS.result_json)
   return 0

@@ -16,7 +16,8 @@ import numpy as np
 from absl import flags
 from PIL import Image
 
-from deeplab import colormap, eval_pass, flag_util, model_flags, run_config, storage
+from deeplab import flag_util, model_flags, run_config, storage
+from deeplab.evaluation import colormap, eval_pass
 from deeplab.config import ModelConfig
 from deeplab.errors import UserInputError
 

@@ -19,7 +19,7 @@ import re
 from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 
 from deeplab.errors import UserInputError
-from deeplab.gcs import file_crc32c
+from deeplab.storage.gcs import file_crc32c
 
 CONVERTER_VERSION = "2"  # 2: palette labels keep their IDAT data (re-labelled grey)
 FORMATS = ("voc", "cityscapes", "ade20k", "folder", "synthetic")
@@ -100,7 +100,7 @@ def list_source_files(fmt: str, source: str, known: Optional[Digests] = None,
   known = known or {}
   files = []
   if source.startswith("gs://"):
-    from deeplab import gcs
+    from deeplab.storage import gcs
     prefix = source.rstrip("/") + "/"
     _, name_prefix = gcs.split_gcs(prefix)
     blobs, _ = gcs.list_blobs(prefix)

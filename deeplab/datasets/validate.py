@@ -20,7 +20,7 @@ from PIL import Image
 
 from deeplab.datasets import image_headers, pngfile
 from deeplab.errors import UserInputError
-from deeplab.gcs import bytes_crc32c
+from deeplab.storage.gcs import bytes_crc32c
 
 # PIL mode -> channel count for images we accept (possibly after conversion to RGB).
 _IMAGE_CHANNELS = {"RGB": 3, "YCbCr": 3, "P": 3, "L": 1, "1": 1, "LA": 2, "RGBA": 4, "CMYK": 4,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deeplab import colormap
+from deeplab.evaluation import colormap
 
 
 def test_pascal_colormap_known_entries():

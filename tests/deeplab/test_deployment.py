@@ -6,9 +6,9 @@ The multi-clone graphs run on logical CPU devices (session_config), as STYLE.md 
 import numpy as np
 import pytest
 
-from deeplab import deployment
+from deeplab.training import deployment
 from deeplab.compat import slim, tf
-from deeplab.losses import add_softmax_cross_entropy_loss_for_each_scale
+from deeplab.training.losses import add_softmax_cross_entropy_loss_for_each_scale
 
 NUM_CLASSES = 3
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.deeplab import _eval_kit as kit
-from deeplab import evaluate, eval_pass, run_config
+from deeplab import evaluate, run_config
+from deeplab.evaluation import eval_pass
 from deeplab.datasets.descriptors import DatasetInfo
 
 

@@ -11,8 +11,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from deeplab import eval_pass, export, split_reader
-from deeplab import export_graph as eg
+from deeplab import export
+from deeplab.evaluation import eval_pass, split_reader
+from deeplab.exporting import graph as eg
 from deeplab.compat import tf
 from deeplab.config import load_train_config
 from tests.deeplab import _eval_kit as kit

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deeplab.compat import tf
-from deeplab.learning_rate import get_model_learning_rate
+from deeplab.training.learning_rate import get_model_learning_rate
 
 
 def _rates(steps, **kwargs):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from deeplab.compat import tf
-from deeplab.losses import add_softmax_cross_entropy_loss_for_each_scale, get_label_weight_mask
+from deeplab.training.losses import add_softmax_cross_entropy_loss_for_each_scale, get_label_weight_mask
 
 C = 3
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from deeplab import metrics
+from deeplab.evaluation import metrics
 from deeplab.errors import UserInputError
 
 

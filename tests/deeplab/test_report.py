@@ -5,7 +5,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from deeplab import metrics, report
+from deeplab.evaluation import metrics, report
 
 
 def _metrics():

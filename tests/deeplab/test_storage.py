@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from deeplab import gcs, storage
+from deeplab import storage
+from deeplab.storage import gcs
 from deeplab.errors import UserInputError
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deeplab import config as C
-from deeplab import trainer
+from deeplab.training import trainer
 from deeplab.compat import tf
 from deeplab.errors import NonFiniteLossError, UserInputError
 

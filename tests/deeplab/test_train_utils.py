@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from deeplab import checkpoint_init, train_utils
+from deeplab.training import checkpoint_init, train_utils
 from deeplab.compat import slim, tf
 from deeplab.errors import UserInputError
 

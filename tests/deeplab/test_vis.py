@@ -5,7 +5,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from deeplab import colormap, vis
+from deeplab import vis
+from deeplab.evaluation import colormap
 from tests.deeplab import _eval_kit as kit
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from deeplab.checkpoint_init import get_model_init_fn, resolve_checkpoint  # noqa: F401
+from deeplab.training.checkpoint_init import get_model_init_fn, resolve_checkpoint  # noqa: F401
 from deeplab.compat import tf
-from deeplab.deployment import scalar_summary
-from deeplab.learning_rate import get_model_learning_rate  # noqa: F401
-from deeplab.losses import (  # noqa: F401
+from deeplab.training.deployment import scalar_summary
+from deeplab.training.learning_rate import get_model_learning_rate  # noqa: F401
+from deeplab.training.losses import (  # noqa: F401
     add_softmax_cross_entropy_loss_for_each_scale, get_label_weight_mask)
 
 # The original model.get_extra_layer_scopes; used when deeplab.model is not importable.

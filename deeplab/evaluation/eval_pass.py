@@ -12,7 +12,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from deeplab import colormap, metrics, run_config
+from deeplab import run_config
+from deeplab.evaluation import colormap, metrics
 from deeplab.config import ModelConfig
 from deeplab.errors import UserInputError
 
@@ -46,7 +47,7 @@ def choose_crop_size(info, split: str, local_dir: str, model_cfg: ModelConfig) -
   elif split in info.max_image_size:
     max_h, max_w = info.max_image_size[split]
   else:
-    from deeplab import split_reader
+    from deeplab.evaluation import split_reader
     log.info("manifest has no image sizes for %r: scanning the split", split)
     max_h, max_w = split_reader.scan_max_size(local_dir, split)
   crop = run_config.auto_crop_size(max_h, max_w, model_cfg.output_stride)
@@ -61,7 +62,7 @@ class EvalGraph:
   def __init__(self, local_data: str, split: str, batch_size: int, model_cfg: ModelConfig,
                crop: Tuple[int, int], scales: Sequence[float], add_flipped_images: bool,
                ignore_label: int, repeat: bool = False):
-    from deeplab import inference
+    from deeplab.evaluation import inference
     from deeplab.compat import tf
     from deeplab.datasets import input_pipeline
 
@@ -83,7 +84,7 @@ class EvalGraph:
       self.saver = inference.restore_saver()
 
   def session(self, checkpoint_local: str):
-    from deeplab import inference
+    from deeplab.evaluation import inference
     sess = self.tf.Session(graph=self.graph)
     inference.restore(self.saver, sess, checkpoint_local)
     return sess

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Sequence, Tuple
 
-from deeplab import inference
+from deeplab.evaluation import inference
 from deeplab.compat import tf
 from deeplab.config import ModelConfig
 from deeplab.datasets import preprocess

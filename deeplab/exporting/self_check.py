@@ -13,8 +13,8 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from deeplab import export_graph as eg
-from deeplab import inference
+from deeplab.exporting import graph as eg
+from deeplab.evaluation import inference
 from deeplab.compat import tf
 from deeplab.config import ModelConfig
 

@@ -16,9 +16,9 @@ import shutil
 import tempfile
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from deeplab import gcs
+from deeplab.storage import gcs
 from deeplab.errors import UserInputError
-from deeplab.gcs import NotFoundError, client, is_gcs, split_gcs
+from deeplab.storage.gcs import NotFoundError, client, is_gcs, split_gcs
 
 __all__ = [
     "NotFoundError", "client", "is_gcs", "split_gcs", "join", "exists", "read_bytes", "read_text",

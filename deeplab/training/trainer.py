@@ -23,11 +23,12 @@ from typing import Callable, Optional
 import numpy as np
 
 from deeplab import config as config_lib
-from deeplab import deployment, learning_rate, losses, storage, train_utils
-from deeplab.checkpoint_init import get_model_init_fn, resolve_checkpoint
+from deeplab import storage
+from deeplab.training import deployment, learning_rate, losses, train_utils
+from deeplab.training.checkpoint_init import get_model_init_fn, resolve_checkpoint
 from deeplab.compat import tf
 from deeplab.errors import NonFiniteLossError, UserInputError
-from deeplab.train_logdir import (CHECKPOINT_BASENAME, CONFIG_JSON, TRAIN_RESULT_JSON,
+from deeplab.training.logdir import (CHECKPOINT_BASENAME, CONFIG_JSON, TRAIN_RESULT_JSON,
                                   TrainLogdir, checkpoint_step)
 
 log = logging.getLogger("deeplab.train")

@@ -13,7 +13,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from deeplab import colormap as cmaps
+from deeplab.evaluation import colormap as cmaps
 
 CONFUSION_PNG = "confusion.png"
 IOU_PNG = "per_class_iou.png"

@@ -1,0 +1,1 @@
+"""Evaluation: one pass over a split, metrics, the report and colour maps."""

@@ -1,0 +1,1 @@
+"""Export: the model-zoo inference graph, frozen graph and SavedModel, and its self-check."""

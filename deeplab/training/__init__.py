@@ -1,0 +1,1 @@
+"""Training: model_deploy clones, losses, learning rates, initialisation, the log folder."""
