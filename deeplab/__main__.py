@@ -1,21 +1,12 @@
 """`python -m deeplab <command> --flags…`: the CLI contract between operators and the library.
 
-Exit codes: 0 done; 2 bad input or configuration; 3 non-finite loss; anything else transient.
+Exit codes (deeplab.contract): 0 done; 2 bad input or configuration; 3 non-finite loss;
+130/143 interrupted/terminated; anything else transient.
 """
 
-import importlib
 import sys
 
-from deeplab.errors import EXIT_BAD_INPUT
-
-# command -> module with a `main(argv)` that returns an exit code or raises.
-COMMANDS = {
-    "build-tfrecords": "deeplab.datasets.build",
-    "train": "deeplab.train",
-    "evaluate": "deeplab.evaluate",
-    "vis": "deeplab.vis",
-    "export": "deeplab.export",
-}
+from deeplab.contract import COMMANDS, EXIT_BAD_INPUT, EXIT_OK
 
 USAGE = ("usage: python -m deeplab {" + ",".join(COMMANDS) + "} [--flags…]\n"
          "       python -m deeplab <command> --helpfull  lists a command's flags")
@@ -23,16 +14,15 @@ USAGE = ("usage: python -m deeplab {" + ",".join(COMMANDS) + "} [--flags…]\n"
 
 def run(argv: list) -> int:
   if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
-    print(USAGE)
-    return 0 if len(argv) >= 2 else EXIT_BAD_INPUT
+    print(USAGE, file=sys.stdout if len(argv) >= 2 else sys.stderr)
+    return EXIT_OK if len(argv) >= 2 else EXIT_BAD_INPUT
   command = argv[1]
   if command not in COMMANDS:
     print(f"unknown command {command!r}; choose one of {', '.join(COMMANDS)}\n{USAGE}",
           file=sys.stderr)
     return EXIT_BAD_INPUT
-  module = importlib.import_module(COMMANDS[command])
-  from deeplab.cli import run_main
-  return run_main(module.main, [f"deeplab {command}"] + argv[2:])
+  from deeplab.cli import run_command
+  return run_command(command, argv[2:])
 
 
 if __name__ == "__main__":

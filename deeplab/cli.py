@@ -1,15 +1,24 @@
-"""Runs one command's `main(argv)` under absl flag parsing and maps errors to exit codes."""
+"""Runs one command: parse its flags, quiet TensorFlow, call `main(flags)`, map errors to exit codes."""
 
+from __future__ import annotations
+
+import importlib
 import logging
+import os
 import sys
 import traceback
+import warnings
 from typing import Callable
 
 from absl import flags
 
-from deeplab.errors import EXIT_BAD_INPUT, EXIT_OK, NonFiniteLossError, UserInputError
+from deeplab import cli_flags
+from deeplab.contract import (COMMANDS, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK,
+                              EXIT_TRANSIENT)
+from deeplab.errors import NonFiniteLossError, UserInputError
 
 log = logging.getLogger("deeplab")
+VERBOSE_ENV = "DEEPLAB_VERBOSE"
 
 
 def _setup_logging() -> None:
@@ -25,21 +34,25 @@ def _setup_logging() -> None:
     pass
 
 
-def run_main(main: Callable[[list], int | None], argv: list) -> int:
-  """Parses absl flags from argv, calls main(argv) and returns the exit code."""
-  _setup_logging()
-  if any(a in ("--help", "--helpfull", "-h") for a in argv[1:]):
-    # absl defines its help flags only through absl.app, which we do not use.
-    print(f"usage: python -m {argv[0]} [--flags…]\n")
-    print(flags.FLAGS.get_help())
-    return EXIT_OK
+def quiet_tensorflow(verbosity: int) -> None:
+  """Hides TensorFlow's C++ banners and deprecation warnings unless asked for.
+
+  Must run before TensorFlow is imported (the C++ log level is read once, at load).
+  """
+  if verbosity >= 1 or os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+    return
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  logging.getLogger("tensorflow").setLevel(logging.ERROR)
+  logging.getLogger("absl").setLevel(logging.ERROR)
+  for category in (DeprecationWarning, FutureWarning, UserWarning):
+    warnings.filterwarnings("ignore", category=category, module=r"(tensorflow|tf_keras|keras|"
+                            r"tf_slim|google\.protobuf)(\.|$)")
+
+
+def guarded(fn: Callable[[], int | None]) -> int:
+  """Calls fn() and maps its outcome to the exit-code contract (deeplab.contract)."""
   try:
-    rest = flags.FLAGS(argv)
-  except flags.Error as e:
-    print(f"error: {e}\nPass --helpfull to list the flags.", file=sys.stderr)
-    return EXIT_BAD_INPUT
-  try:
-    code = main(rest)
+    code = fn()
     return EXIT_OK if code is None else int(code)
   except UserInputError as e:
     log.error("%s", e)
@@ -50,7 +63,30 @@ def run_main(main: Callable[[list], int | None], argv: list) -> int:
     print(f"error: {e}", file=sys.stderr)
     return e.exit_code
   except KeyboardInterrupt:
-    return 130
+    return EXIT_INTERRUPTED
   except Exception:  # transient by contract: the operator retries
     traceback.print_exc()
-    return 1
+    return EXIT_TRANSIENT
+
+
+def run_command(command: str, argv: list) -> int:
+  """`python -m deeplab <command> <argv…>` in this process; returns the exit code."""
+  _setup_logging()
+  prog = f"deeplab {command}"
+  if any(a in ("--help", "--helpfull", "-h") for a in argv):
+    # absl defines its help flags only through absl.app, which we do not use.
+    print(f"usage: python -m {prog} [--flags…]\n")
+    print(cli_flags.help_text(command))
+    return EXIT_OK
+  try:
+    parsed, rest = cli_flags.parse(command, [prog, *argv])
+  except flags.Error as e:
+    print(f"error: {e}\nPass --helpfull to list the flags.", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  if len(rest) > 1:
+    print(f"error: unexpected arguments {rest[1:]}; flags are written --name=value",
+          file=sys.stderr)
+    return EXIT_BAD_INPUT
+  quiet_tensorflow(parsed.verbosity)
+  module = importlib.import_module(COMMANDS[command])
+  return guarded(lambda: module.main(parsed))

@@ -1,21 +1,19 @@
-"""Exceptions that map to the CLI's exit-code contract (DESIGN.md).
+"""Exceptions that map to the CLI's exit codes (deeplab.contract)."""
 
-0 done; 2 bad input or configuration (retrying cannot help); 3 the loss became
-NaN/inf (retrying cannot help either); anything else is transient.
-"""
-
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_NONFINITE_LOSS = 3
+from deeplab.contract import EXIT_BAD_INPUT, EXIT_NONFINITE_LOSS
 
 
 class UserInputError(ValueError):
-  """Bad input or configuration: the message names the value and the fix."""
+  """Bad input or configuration: the message names the value and the fix (exit 2)."""
 
   exit_code = EXIT_BAD_INPUT
 
 
+class ConfigError(UserInputError):
+  """One or more settings are invalid; the message lists every problem (exit 2)."""
+
+
 class NonFiniteLossError(RuntimeError):
-  """The training loss became NaN or inf."""
+  """The training loss became NaN or inf (exit 3)."""
 
   exit_code = EXIT_NONFINITE_LOSS

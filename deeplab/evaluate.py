@@ -15,44 +15,18 @@ import os
 import shutil
 from typing import Optional, Sequence, Tuple
 
-from absl import flags
-
-from deeplab import flag_util, model_flags, run_config, storage
+from deeplab import run_config, storage
+from deeplab.storage import checkpoints
+from deeplab.cli_flags import ParsedFlags
 from deeplab.evaluation import colormap, eval_pass, metrics, report
 from deeplab.config import ModelConfig
+from deeplab.config.commands import IgnoredEvalFlags
+from deeplab.config.io import raise_problems
+from deeplab.config.stages import EvalConfig
 from deeplab.errors import UserInputError
 
 log = logging.getLogger(__name__)
-FLAGS = flags.FLAGS
 METRICS_JSON = "metrics.json"
-
-
-def define_flags() -> None:
-  d = flag_util.define
-  d(flags.DEFINE_string, "master", "", "Unused; accepted for compatibility.")
-  d(flags.DEFINE_string, "eval_logdir", None, "Where metrics.json and the report go (or gs://).")
-  d(flags.DEFINE_string, "checkpoint_dir", None, "train_logdir: its latest checkpoint is used.")
-  d(flags.DEFINE_string, "checkpoint_path", None, "A model.ckpt-N prefix (wins).")
-  d(flags.DEFINE_string, "config_json", None, "The run's config.json (default: next to it)")
-  d(flags.DEFINE_integer, "eval_batch_size", 1, "Images per batch.")
-  d(flags.DEFINE_list, "eval_crop_size", None,
-    "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's largest image.")
-  d(flags.DEFINE_integer, "eval_interval_secs", 300, "Unused: evaluation is one pass.")
-  d(flags.DEFINE_multi_float, "eval_scales", [1.0], "Scales for multi-scale evaluation.")
-  d(flags.DEFINE_boolean, "add_flipped_images", False, "Also average left-right flipped inputs.")
-  d(flags.DEFINE_integer, "quantize_delay_step", -1, "Quantisation is not supported (must be -1).")
-  d(flags.DEFINE_string, "dataset", "pascal_voc_seg", "Dataset name (used without a manifest).")
-  d(flags.DEFINE_string, "eval_split", "val", "Split to evaluate.")
-  d(flags.DEFINE_string, "dataset_dir", None, "Folder (or gs://) with the TFRecords.")
-  d(flags.DEFINE_integer, "max_number_of_evaluations", 0, "Accepted; always one pass.")
-  d(flags.DEFINE_integer, "num_overlays", 4, "Examples drawn as image | truth | prediction.")
-  d(flags.DEFINE_enum, "colormap_type", None, list(colormap.COLORMAPS),
-    "Report colours (default: by dataset name, else pascal).")
-  d(flags.DEFINE_string, "result_json", None, "Where to write a small JSON summary.")
-  model_flags.define_model_flags()
-
-
-define_flags()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,8 +74,8 @@ def evaluate(spec: EvalSpec) -> dict:
   local_data = eval_pass.stage_split(spec.dataset_dir, spec.eval_split)
   crop = spec.eval_crop_size or eval_pass.choose_crop_size(info, spec.eval_split, local_data,
                                                           spec.model)
-  local_ckpt = run_config.stage_checkpoint(spec.checkpoint)
-  step = run_config.checkpoint_step(spec.checkpoint)
+  local_ckpt = checkpoints.stage_checkpoint(spec.checkpoint)
+  step = checkpoints.checkpoint_step(spec.checkpoint)
   class_names = list(info.class_names or [f"class_{i}" for i in range(info.num_classes)])
   cmap = spec.colormap_type or eval_pass.default_colormap(info.name)
 
@@ -146,29 +120,28 @@ def _pct(v: Optional[float]) -> str:
   return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
-def main(argv: Sequence[str]) -> int:
-  del argv
+def main(parsed: ParsedFlags) -> int:
+  ignored = parsed.settings(IgnoredEvalFlags)
+  raise_problems(ignored.problems(), "evaluate flags")
+  cfg = parsed.settings(EvalConfig)
   for name in ("eval_logdir", "dataset_dir"):
-    if not getattr(FLAGS, name):
+    if not getattr(cfg, name):
       raise UserInputError(f"--{name} is required")
-  if FLAGS.quantize_delay_step >= 0:
-    raise UserInputError("--quantize_delay_step is not supported; leave it at -1")
-  if FLAGS.eval_batch_size < 1:
-    raise UserInputError(f"--eval_batch_size must be >= 1, got {FLAGS.eval_batch_size}")
-  if FLAGS.max_number_of_evaluations not in (0, 1):
+  if cfg.eval_batch_size < 1:
+    raise UserInputError(f"--eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
+  if ignored.max_number_of_evaluations not in (0, 1):
     log.info("--max_number_of_evaluations=%d: this command always runs exactly one pass",
-             FLAGS.max_number_of_evaluations)
-  if any(s <= 0 for s in FLAGS.eval_scales):
-    raise UserInputError(f"--eval_scales must be > 0, got {FLAGS.eval_scales}")
-  checkpoint, _, model_cfg, source = eval_pass.resolve_run(
-      FLAGS, FLAGS.checkpoint_dir, FLAGS.checkpoint_path, FLAGS.dataset_dir, FLAGS.dataset,
-      FLAGS.config_json)
+             ignored.max_number_of_evaluations)
+  if any(s <= 0 for s in cfg.eval_scales):
+    raise UserInputError(f"--eval_scales must be > 0, got {list(cfg.eval_scales)}")
+  checkpoint, _, model_cfg, source = eval_pass.resolve_run(cfg, parsed.settings(ModelConfig))
   spec = EvalSpec(
-      dataset_dir=FLAGS.dataset_dir, checkpoint=checkpoint, eval_logdir=FLAGS.eval_logdir,
-      model=model_cfg, eval_split=FLAGS.eval_split, dataset=FLAGS.dataset,
-      eval_crop_size=run_config.parse_crop_size(FLAGS.eval_crop_size, "eval_crop_size"),
-      eval_batch_size=FLAGS.eval_batch_size, eval_scales=tuple(FLAGS.eval_scales),
-      add_flipped_images=FLAGS.add_flipped_images, num_overlays=max(0, FLAGS.num_overlays),
-      colormap_type=FLAGS.colormap_type, model_source=source, result_json=FLAGS.result_json)
+      dataset_dir=cfg.dataset_dir, checkpoint=checkpoint, eval_logdir=cfg.eval_logdir,
+      model=model_cfg, eval_split=cfg.eval_split, dataset=cfg.dataset,
+      eval_crop_size=run_config.parse_crop_size(cfg.eval_crop_size, "eval_crop_size"),
+      eval_batch_size=cfg.eval_batch_size, eval_scales=cfg.eval_scales,
+      add_flipped_images=cfg.add_flipped_images, num_overlays=max(0, cfg.num_overlays),
+      colormap_type=cfg.colormap_type, model_source=source,
+      result_json=parsed.values["result_json"])
   evaluate(spec)
   return 0

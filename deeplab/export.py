@@ -19,41 +19,19 @@ import shutil
 import tempfile
 from typing import List, Optional, Sequence, Tuple
 
-from absl import flags
 
-from deeplab import flag_util, model_flags, run_config, storage
+from deeplab import run_config, storage
+from deeplab.storage import checkpoints
+from deeplab.cli_flags import ParsedFlags
+from deeplab.config.commands import IgnoredExportFlags
+from deeplab.config.io import raise_problems
+from deeplab.config.stages import ExportConfig
 from deeplab.config import ModelConfig, to_dict
 from deeplab.errors import UserInputError
 
 log = logging.getLogger(__name__)
-FLAGS = flags.FLAGS
 EXPORT_RESULT = "export_result.json"
 DEFAULT_CROP = (513, 513)
-
-
-def define_flags() -> None:
-  d = flag_util.define
-  d(flags.DEFINE_string, "checkpoint_path", None, "The model.ckpt-N prefix to export.")
-  d(flags.DEFINE_string, "checkpoint_dir", None, "Or a train_logdir (its latest).")
-  d(flags.DEFINE_string, "export_path", None,
-    "Output folder (or gs://). A path ending in .pb (the original form) names the frozen graph.")
-  d(flags.DEFINE_string, "config_json", None, "The run's config.json (default: next to it)")
-  d(flags.DEFINE_integer, "num_classes", 21, "Ignored: the class count comes from config.json.")
-  d(flags.DEFINE_multi_string, "crop_size", None,
-    "Crop 'height,width' (or --crop_size=H --crop_size=W); default: the training crop.")
-  d(flags.DEFINE_multi_float, "inference_scales", [1.0], "Scales for multi-scale inference.")
-  d(flags.DEFINE_boolean, "add_flipped_images", False, "Also average left-right flipped inputs.")
-  d(flags.DEFINE_integer, "quantize_delay_step", -1, "Quantisation is not supported (must be -1).")
-  d(flags.DEFINE_boolean, "save_inference_graph", False, "Also write inference_graph.pbtxt.")
-  d(flags.DEFINE_string, "dataset_dir", None, "Dataset whose images the self-check uses.")
-  d(flags.DEFINE_string, "check_split", "val", "Split the self-check takes images from.")
-  d(flags.DEFINE_integer, "num_check_images", 3, "Images the self-check runs (>= 1).")
-  d(flags.DEFINE_boolean, "check_only", False, "Only re-run the self-check on an existing export.")
-  d(flags.DEFINE_string, "result_json", None, "Where to write a small JSON summary.")
-  model_flags.define_model_flags()
-
-
-define_flags()
 
 
 def split_export_path(export_path: str) -> Tuple[str, str]:
@@ -72,16 +50,16 @@ def parse_multi_crop(values: Optional[Sequence[str]]) -> Optional[Tuple[int, int
   return run_config.parse_crop_size(parts, "crop_size")
 
 
-def warn_ignored_model_flags(model_cfg: ModelConfig, source: str) -> List[str]:
+def warn_ignored_model_flags(parsed: ParsedFlags, model_cfg: ModelConfig,
+                             source: str) -> List[str]:
   """Logs model flags given on the command line whose value differs from config.json."""
-  from deeplab.model_flags import model_config_from_flags
-  given = model_config_from_flags(FLAGS, model_cfg.num_classes)
-  ignored = []
-  for name in to_dict(model_cfg):
-    if name in FLAGS and FLAGS[name].present and getattr(given, name) != getattr(model_cfg, name):
-      ignored.append(f"--{name}={FLAGS[name].value} (config: {getattr(model_cfg, name)!r})")
-  if FLAGS["num_classes"].present and FLAGS.num_classes != model_cfg.num_classes:
-    ignored.append(f"--num_classes={FLAGS.num_classes} (config: {model_cfg.num_classes})")
+  given = parsed.settings(ModelConfig)
+  ignored = [f"--{name}={parsed.values[name]} (config: {getattr(model_cfg, name)!r})"
+             for name in sorted(parsed.given) if hasattr(model_cfg, name)
+             and getattr(given, name) != getattr(model_cfg, name)]
+  if "num_classes" in parsed.given and parsed.values["num_classes"] != model_cfg.num_classes:
+    ignored.append(f"--num_classes={parsed.values['num_classes']} "
+                   f"(config: {model_cfg.num_classes})")
   if ignored:
     log.warning("ignored model flags, export builds the model from %s: %s", source,
                 ", ".join(ignored))
@@ -140,7 +118,7 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
   cfg, cfg_uri = run_config.load_run_config(checkpoint, config_json, required=True)
   model_cfg = cfg.model
   crop = tuple(crop_size or cfg.train_crop_size or DEFAULT_CROP)
-  local_ckpt = run_config.stage_checkpoint(checkpoint)
+  local_ckpt = checkpoints.stage_checkpoint(checkpoint)
   folder, graph_name = split_export_path(export_path)
   images, source = check_images(dataset_dir, check_split, num_check_images, crop)
 
@@ -167,7 +145,7 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
                                       add_flipped_images, images, source)
     result = {
         "format_version": 1, "checkpoint": checkpoint,
-        "checkpoint_step": run_config.checkpoint_step(checkpoint), "config_json": cfg_uri,
+        "checkpoint_step": checkpoints.checkpoint_step(checkpoint), "config_json": cfg_uri,
         "export_path": folder, "frozen_graph": graph_name, "saved_model": eg.SAVED_MODEL_DIR,
         "input": eg.INPUT_NAME + ":0",
         "outputs": [n + ":0" for n in eg.OUTPUT_NODES],
@@ -192,28 +170,27 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
       shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main(argv: Sequence[str]) -> int:
-  del argv
-  if not FLAGS.export_path:
+def main(parsed: ParsedFlags) -> int:
+  raise_problems(parsed.settings(IgnoredExportFlags).problems(), "export flags")
+  cfg = parsed.settings(ExportConfig)
+  if not cfg.export_path:
     raise UserInputError("--export_path is required")
-  if FLAGS.quantize_delay_step >= 0:
-    raise UserInputError("--quantize_delay_step is not supported; leave it at -1")
-  if any(s <= 0 for s in FLAGS.inference_scales):
-    raise UserInputError(f"--inference_scales must be > 0, got {FLAGS.inference_scales}")
-  if FLAGS.num_check_images < 1:
+  if any(s <= 0 for s in cfg.inference_scales):
+    raise UserInputError(f"--inference_scales must be > 0, got {list(cfg.inference_scales)}")
+  if cfg.num_check_images < 1:
     raise UserInputError("--num_check_images must be >= 1: the export always checks itself")
-  checkpoint = run_config.resolve_checkpoint(FLAGS.checkpoint_dir, FLAGS.checkpoint_path)
-  cfg, cfg_uri = run_config.load_run_config(checkpoint, FLAGS.config_json, required=True)
-  warn_ignored_model_flags(cfg.model, cfg_uri)
-  result = export(checkpoint, FLAGS.export_path, cfg_uri,
-                  crop_size=parse_multi_crop(FLAGS.crop_size), scales=FLAGS.inference_scales,
-                  add_flipped_images=FLAGS.add_flipped_images, dataset_dir=FLAGS.dataset_dir,
-                  check_split=FLAGS.check_split,
-                  num_check_images=FLAGS.num_check_images, check_only=FLAGS.check_only,
-                  save_inference_graph=FLAGS.save_inference_graph)
-  if FLAGS.result_json:
+  checkpoint = checkpoints.find_checkpoint(cfg.checkpoint_dir, cfg.checkpoint_path)
+  run_cfg, cfg_uri = run_config.load_run_config(checkpoint, cfg.config_json, required=True)
+  warn_ignored_model_flags(parsed, run_cfg.model, cfg_uri)
+  result = export(checkpoint, cfg.export_path, cfg_uri,
+                  crop_size=parse_multi_crop(cfg.crop_size), scales=cfg.inference_scales,
+                  add_flipped_images=cfg.add_flipped_images, dataset_dir=cfg.dataset_dir,
+                  check_split=cfg.check_split, num_check_images=cfg.num_check_images,
+                  check_only=cfg.check_only, save_inference_graph=cfg.save_inference_graph)
+  result_json = parsed.values["result_json"]
+  if result_json:
     folder = result["export_path"]
-    storage.write_json(FLAGS.result_json, {
+    storage.write_json(result_json, {
         "export_path": folder, "frozen_graph": storage.join(folder, result["frozen_graph"]),
         "saved_model": storage.join(folder, result["saved_model"]),
         "export_result": storage.join(folder, EXPORT_RESULT),

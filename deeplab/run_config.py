@@ -1,8 +1,9 @@
-"""Finds a run's checkpoint and its config.json, and the automatic eval crop size.
+"""A checkpoint's run configuration (config.json) and the automatic eval crop size.
 
 evaluate, vis and export rebuild the model from the `config.json` that training wrote next
 to its checkpoints (train_logdir), or one folder up (runs/<run_id>/config.json), so the
-graph always matches what was trained (reference/deeplab.md §8 item 6).
+graph always matches what was trained: model flags on their command lines only describe
+checkpoints that come without one (docs/compatibility.md).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 import math
 import os
 import posixpath
-import re
 from typing import Optional, Sequence, Tuple
 
 from deeplab import storage
@@ -22,68 +22,10 @@ from deeplab.errors import UserInputError
 log = logging.getLogger(__name__)
 
 CONFIG_JSON = "config.json"
-CHECKPOINT_INDEX = "checkpoint"
-_STEP_RE = re.compile(r"-(\d+)$")
-_PATH_RE = re.compile(r'^model_checkpoint_path:\s*"(.*)"\s*$', re.MULTILINE)
 
 
 def _dirname(uri: str) -> str:
   return posixpath.dirname(uri) if storage.is_gcs(uri) else os.path.dirname(uri)
-
-
-def _basename(uri: str) -> str:
-  return posixpath.basename(uri) if storage.is_gcs(uri) else os.path.basename(uri)
-
-
-def latest_checkpoint(checkpoint_dir: str) -> str:
-  """The checkpoint prefix named by `<checkpoint_dir>/checkpoint` (local or gs://).
-
-  Unlike the original eval.py this never waits: a folder without a checkpoint is an error.
-
-  Raises:
-    UserInputError: no `checkpoint` index file, or it names no checkpoint.
-  """
-  index = storage.join(checkpoint_dir, CHECKPOINT_INDEX)
-  if not storage.exists(index):
-    raise UserInputError(
-        f"{checkpoint_dir} holds no checkpoint (no '{CHECKPOINT_INDEX}' index file): point "
-        "--checkpoint_dir at a train_logdir that has finished saving, or pass "
-        "--checkpoint_path=<dir>/model.ckpt-<step>")
-  match = _PATH_RE.search(storage.read_text(index))
-  if not match:
-    raise UserInputError(f"{index} names no model_checkpoint_path; re-run training or pass "
-                         "--checkpoint_path")
-  # Saver writes absolute paths; the folder may have moved (or be a gs:// copy): keep the name.
-  return storage.join(checkpoint_dir, _basename(match.group(1)))
-
-
-def resolve_checkpoint(checkpoint_dir: Optional[str], checkpoint_path: Optional[str]) -> str:
-  """--checkpoint_path wins; else the latest checkpoint in --checkpoint_dir."""
-  if checkpoint_path:
-    if checkpoint_path.endswith(".index"):
-      checkpoint_path = checkpoint_path[:-len(".index")]
-    if not storage.exists(checkpoint_path + ".index"):
-      raise UserInputError(
-          f"checkpoint {checkpoint_path} not found (no {_basename(checkpoint_path)}.index); pass "
-          "the prefix, e.g. <train_logdir>/model.ckpt-1000")
-    return checkpoint_path
-  if not checkpoint_dir:
-    raise UserInputError("pass --checkpoint_dir (a train_logdir) or --checkpoint_path")
-  return latest_checkpoint(checkpoint_dir)
-
-
-def checkpoint_step(checkpoint: str) -> Optional[int]:
-  """1000 for '.../model.ckpt-1000'; None when the name carries no step."""
-  match = _STEP_RE.search(checkpoint)
-  return int(match.group(1)) if match else None
-
-
-def stage_checkpoint(checkpoint: str) -> str:
-  """A local checkpoint prefix (gs:// checkpoints are downloaded to the verified cache)."""
-  try:
-    return storage.stage_in(checkpoint)
-  except storage.NotFoundError as e:
-    raise UserInputError(f"checkpoint {checkpoint} not found: {e}") from e
 
 
 def find_config_json(checkpoint: str) -> Optional[str]:

@@ -13,45 +13,21 @@ import os
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from absl import flags
 from PIL import Image
 
-from deeplab import flag_util, model_flags, run_config, storage
-from deeplab.evaluation import colormap, eval_pass
+from deeplab import run_config, storage
+from deeplab.storage import checkpoints
+from deeplab.cli_flags import ParsedFlags
 from deeplab.config import ModelConfig
+from deeplab.config.commands import IgnoredVisFlags
+from deeplab.config.io import raise_problems
+from deeplab.config.stages import VisConfig
+from deeplab.evaluation import colormap, eval_pass
 from deeplab.errors import UserInputError
 
 log = logging.getLogger(__name__)
-FLAGS = flags.FLAGS
 SEMANTIC_DIR = "segmentation_results"
 RAW_DIR = "raw_segmentation_results"
-
-
-def define_flags() -> None:
-  d = flag_util.define
-  d(flags.DEFINE_string, "master", "", "Unused; accepted for compatibility.")
-  d(flags.DEFINE_string, "vis_logdir", None, "Where the images go (or gs://).")
-  d(flags.DEFINE_string, "checkpoint_dir", None, "train_logdir: its latest checkpoint is used.")
-  d(flags.DEFINE_string, "checkpoint_path", None, "A model.ckpt-N prefix (wins).")
-  d(flags.DEFINE_string, "config_json", None, "The run's config.json (default: next to it)")
-  d(flags.DEFINE_integer, "vis_batch_size", 1, "Images per batch.")
-  d(flags.DEFINE_list, "vis_crop_size", None,
-    "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's largest image.")
-  d(flags.DEFINE_integer, "eval_interval_secs", 300, "Unused: vis is one pass.")
-  d(flags.DEFINE_multi_float, "eval_scales", [1.0], "Scales for multi-scale inference.")
-  d(flags.DEFINE_boolean, "add_flipped_images", False, "Also average left-right flipped inputs.")
-  d(flags.DEFINE_integer, "quantize_delay_step", -1, "Quantisation is not supported (must be -1).")
-  d(flags.DEFINE_string, "dataset", "pascal_voc_seg", "Dataset name (used without a manifest).")
-  d(flags.DEFINE_string, "vis_split", "val", "Split to visualise.")
-  d(flags.DEFINE_string, "dataset_dir", None, "Folder (or gs://) with the TFRecords.")
-  d(flags.DEFINE_enum, "colormap_type", "pascal", list(colormap.COLORMAPS), "Colormap.")
-  d(flags.DEFINE_boolean, "also_save_raw_predictions", False, "Also write class-id PNGs.")
-  d(flags.DEFINE_integer, "max_number_of_iterations", 0, "Accepted; vis is always one pass.")
-  d(flags.DEFINE_string, "result_json", None, "Where to write a small JSON summary.")
-  model_flags.define_model_flags()
-
-
-define_flags()
 
 
 def save_png(array: np.ndarray, path: str) -> None:
@@ -88,7 +64,7 @@ def visualize(dataset_dir: str, split: str, checkpoint: str, vis_logdir: str,
     os.makedirs(os.path.join(out, SEMANTIC_DIR), exist_ok=True)
     if also_save_raw_predictions:
       os.makedirs(os.path.join(out, RAW_DIR), exist_ok=True)
-    with graph.session(run_config.stage_checkpoint(checkpoint)) as sess:
+    with graph.session(checkpoints.stage_checkpoint(checkpoint)) as sess:
       while True:
         batch = eval_pass.run_batch(sess, fetch)
         if batch is None:
@@ -114,30 +90,29 @@ def visualize(dataset_dir: str, split: str, checkpoint: str, vis_logdir: str,
           count += 1
     log.info("visualised %d images into %s", count, vis_logdir)
   return {"vis_logdir": vis_logdir, "num_images": count, "checkpoint": checkpoint,
-          "checkpoint_step": run_config.checkpoint_step(checkpoint),
+          "checkpoint_step": checkpoints.checkpoint_step(checkpoint),
           "segmentation_results": storage.join(vis_logdir, SEMANTIC_DIR)}
 
 
-def main(argv: Sequence[str]) -> int:
-  del argv
+def main(parsed: ParsedFlags) -> int:
+  raise_problems(parsed.settings(IgnoredVisFlags).problems(), "vis flags")
+  cfg = parsed.settings(VisConfig)
   for name in ("vis_logdir", "dataset_dir"):
-    if not getattr(FLAGS, name):
+    if not getattr(cfg, name):
       raise UserInputError(f"--{name} is required")
-  if FLAGS.quantize_delay_step >= 0:
-    raise UserInputError("--quantize_delay_step is not supported; leave it at -1")
-  resize = FLAGS.min_resize_value or FLAGS.max_resize_value
-  checkpoint, _, model_cfg, _ = eval_pass.resolve_run(
-      FLAGS, FLAGS.checkpoint_dir, FLAGS.checkpoint_path, FLAGS.dataset_dir, FLAGS.dataset,
-      FLAGS.config_json)
+  flag_model = parsed.settings(ModelConfig)
+  resize = flag_model.min_resize_value or flag_model.max_resize_value
+  checkpoint, _, model_cfg, _ = eval_pass.resolve_run(cfg, flag_model)
   if (resize or model_cfg.min_resize_value or model_cfg.max_resize_value) \
-      and FLAGS.vis_batch_size != 1:
+      and cfg.vis_batch_size != 1:
     raise UserInputError("with min/max_resize_value, --vis_batch_size must be 1 (as the original)")
   summary = visualize(
-      FLAGS.dataset_dir, FLAGS.vis_split, checkpoint, FLAGS.vis_logdir, model_cfg,
-      crop_size=run_config.parse_crop_size(FLAGS.vis_crop_size, "vis_crop_size"),
-      batch_size=FLAGS.vis_batch_size, scales=tuple(FLAGS.eval_scales),
-      add_flipped_images=FLAGS.add_flipped_images, colormap_type=FLAGS.colormap_type,
-      also_save_raw_predictions=FLAGS.also_save_raw_predictions, dataset=FLAGS.dataset)
-  if FLAGS.result_json:
-    storage.write_json(FLAGS.result_json, summary)
+      cfg.dataset_dir, cfg.vis_split, checkpoint, cfg.vis_logdir, model_cfg,
+      crop_size=run_config.parse_crop_size(cfg.vis_crop_size, "vis_crop_size"),
+      batch_size=cfg.vis_batch_size, scales=cfg.eval_scales,
+      add_flipped_images=cfg.add_flipped_images, colormap_type=cfg.colormap_type,
+      also_save_raw_predictions=cfg.also_save_raw_predictions, dataset=cfg.dataset)
+  result_json = parsed.values["result_json"]
+  if result_json:
+    storage.write_json(result_json, summary)
   return 0

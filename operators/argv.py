@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-COMMANDS = ("build-tfrecords", "train", "evaluate", "vis", "export")
-# absl DEFINE_multi_* flags of the original scripts: a list is given as repeated flags
-# (--atrous_rates=6 --atrous_rates=12 …); every other list flag (DEFINE_list) as a comma list.
-MULTI_FLAGS = frozenset({"atrous_rates", "decoder_output_stride", "multi_grid", "image_pyramid",
-                         "label_weights", "eval_scales", "inference_scales", "crop_size"})
+from deeplab.config.commands import MULTI_FLAGS
+from deeplab.contract import COMMANDS
+
+# MULTI_FLAGS: the absl DEFINE_multi_* flags of the original scripts. A list is given as
+# repeated flags (--atrous_rates=6 --atrous_rates=12 …); any other list flag as a comma list.
 
 
 def _format(value: Any) -> str:

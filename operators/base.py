@@ -7,14 +7,10 @@ from typing import Any, Mapping, Optional, Sequence
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from deeplab.contract import LAUNCHERS, NON_RETRYABLE, exit_meaning
 from operators.argv import deeplab_argv
-from operators.launchers.base import LAUNCHERS, JobResult, make_launcher
+from operators.launchers.base import JobResult, make_launcher
 
-# The CLI's exit-code contract (DESIGN.md): retrying cannot fix these.
-NON_RETRYABLE = {
-    2: "bad input or configuration",
-    3: "the training loss became NaN or inf",
-}
 
 
 def _is_templated(value: Any) -> bool:
@@ -72,7 +68,7 @@ class DeepLabCommandOperator(BaseOperator):
     if job.exit_code == 0:
       return job.result if job.result is not None else {}
     tail = "\n".join(job.tail[-15:])
-    meaning = NON_RETRYABLE.get(job.exit_code, "transient failure, will be retried")
+    meaning = exit_meaning(job.exit_code)
     message = (f"`python -m deeplab {self.command}` exited with code {job.exit_code} "
                f"({meaning}). Last lines of its output:\n{tail}")
     if job.exit_code in NON_RETRYABLE:

@@ -20,11 +20,9 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from absl import flags
-
 from deeplab import storage
 from deeplab.datasets import converters, features, validate
-from deeplab.datasets.converters.base import ConvertOptions, DatasetSpec
+from deeplab.datasets.converters.base import BuildJob, ConvertOptions, DatasetSpec
 from deeplab.datasets.fingerprint import (CONVERTER_VERSION, DEFAULTS, FORMATS, Digests,
                                           compute_fingerprint, fill_digests, fingerprint_of,
                                           list_source_files, normalize_options)
@@ -32,43 +30,10 @@ from deeplab.datasets.sharded_writer import (ShardTask, default_num_shards,
                                              merge_histograms, split_into_shards, worker_pool,
                                              write_shards)
 from deeplab.errors import UserInputError
-from deeplab.flag_util import define as _d
 
 log = logging.getLogger("deeplab.build")
-FLAGS = flags.FLAGS
 _STAGING_PREFIX = ".build-"
 _SHARD_GLOB = "*-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord"
-
-_d(flags.DEFINE_enum, "format", None, list(FORMATS), "Source layout.")
-_d(flags.DEFINE_string, "source", None, "Dataset root folder or gs:// prefix (synthetic: where to "
-   "generate; default a temporary folder).")
-_d(flags.DEFINE_string, "output_dir", None, "Where shards and manifest.json go (or gs://).")
-_d(flags.DEFINE_integer, "num_shards", None, "Shards per split (default: voc 4, cityscapes 10, "
-   "ade20k 4, folder/synthetic one per ~1000 examples).")
-_d(flags.DEFINE_integer, "num_workers", 2, "Worker processes; 0 converts serially.")
-_d(flags.DEFINE_enum, "on_bad_example", "fail", ["fail", "skip"],
-   "fail: stop before writing anything visible; skip: convert the rest, list the bad ones in "
-   "manifest.json.")
-_d(flags.DEFINE_enum, "image_format", "jpg", ["jpg", "jpeg", "png"], "VOC image extension.")
-_d(flags.DEFINE_string, "dataset_name", None, "Name in manifest.json (default per format).")
-_d(flags.DEFINE_integer, "num_classes", None, "Number of classes (default per format).")
-_d(flags.DEFINE_list, "class_names", None, "Comma-separated class names (index order).")
-_d(flags.DEFINE_string, "classes_json", None, 'JSON list of class names or {"class_names": [...], '
-   '"ignore_label": 255} (folder default: <source>/classes.json).')
-_d(flags.DEFINE_integer, "ignore_label", None, "Label value of ignored pixels (default per "
-   "format).")
-_d(flags.DEFINE_list, "splits", None, "Splits to convert (default: all found).")
-_d(flags.DEFINE_list, "split_lists", None, "folder: name=list_file pairs (default "
-   "<source>/splits/*.txt).")
-_d(flags.DEFINE_float, "val_ratio", 0.2, "folder without list files: share of examples in val.")
-_d(flags.DEFINE_integer, "seed", 0, "Seed of the folder train/val split and of synthetic data.")
-_d(flags.DEFINE_integer, "synthetic_num_train", 120, "synthetic: training examples.")
-_d(flags.DEFINE_integer, "synthetic_num_val", 30, "synthetic: validation examples.")
-_d(flags.DEFINE_integer, "synthetic_image_size", 64, "synthetic: image side in pixels.")
-_d(flags.DEFINE_integer, "synthetic_num_classes", 5, "synthetic: classes including background.")
-_d(flags.DEFINE_boolean, "overwrite", False, "Replace an output_dir that holds a different "
-   "dataset.")
-_d(flags.DEFINE_string, "result_json", None, "Where to write the result summary (or gs://).")
 
 
 def _fingerprint_options(opts: ConvertOptions) -> Dict[str, Any]:
@@ -293,36 +258,13 @@ def build_tfrecords(opts: ConvertOptions, output_dir: str, num_workers: int = 2,
   return result
 
 
-def options_from_flags() -> ConvertOptions:
-  split_lists = None
-  if FLAGS.split_lists:
-    split_lists = {}
-    for item in FLAGS.split_lists:
-      name, sep, path = item.partition("=")
-      if not sep or not name or not path:
-        raise UserInputError(f"--split_lists entry {item!r} is not name=path; e.g. "
-                             "--split_lists=train=lists/train.txt,val=lists/val.txt")
-      split_lists[name] = path
-  return ConvertOptions(
-      format=FLAGS.format, source=FLAGS.source, num_shards=FLAGS.num_shards,
-      on_bad_example=FLAGS.on_bad_example, image_format=FLAGS.image_format,
-      dataset_name=FLAGS.dataset_name, num_classes=FLAGS.num_classes,
-      class_names=tuple(FLAGS.class_names) if FLAGS.class_names else None,
-      classes_json=FLAGS.classes_json, ignore_label=FLAGS.ignore_label,
-      splits=tuple(FLAGS.splits) if FLAGS.splits else None, split_lists=split_lists,
-      val_ratio=FLAGS.val_ratio, seed=FLAGS.seed,
-      synthetic_num_train=FLAGS.synthetic_num_train, synthetic_num_val=FLAGS.synthetic_num_val,
-      synthetic_image_size=FLAGS.synthetic_image_size,
-      synthetic_num_classes=FLAGS.synthetic_num_classes)
-
-
-def main(argv) -> int:
-  if len(argv) > 1:
-    raise UserInputError(f"unexpected arguments {argv[1:]}; every option is a --flag")
-  if not FLAGS.format or not FLAGS.output_dir:
+def main(parsed) -> int:
+  opts = parsed.settings(ConvertOptions)
+  job = parsed.settings(BuildJob)
+  if not opts.format or not job.output_dir:
     raise UserInputError("--format and --output_dir are required (see --helpfull)")
-  result = build_tfrecords(options_from_flags(), FLAGS.output_dir, FLAGS.num_workers,
-                           FLAGS.overwrite)
-  if FLAGS.result_json:
-    storage.write_json(FLAGS.result_json, result)
+  result = build_tfrecords(opts, job.output_dir, job.num_workers, job.overwrite)
+  result_json = parsed.values["result_json"]
+  if result_json:
+    storage.write_json(result_json, result)
   return 0

@@ -10,6 +10,7 @@ Pure Python (no TensorFlow): the Airflow layer calls `compute_fingerprint` to pi
 folder `datasets/<name>/<fingerprint>/` and to skip a conversion that already exists.
 """
 
+import dataclasses
 import fnmatch
 import functools
 import hashlib
@@ -18,11 +19,12 @@ import os
 import re
 from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 
+from deeplab.contract import FORMATS
+from deeplab.datasets.converters.base import ConvertOptions
 from deeplab.errors import UserInputError
 from deeplab.storage.gcs import file_crc32c
 
 CONVERTER_VERSION = "2"  # 2: palette labels keep their IDAT data (re-labelled grey)
-FORMATS = ("voc", "cityscapes", "ade20k", "folder", "synthetic")
 
 # Files each format reads, as fnmatch patterns on the POSIX path relative to --source ('*' also
 # matches '/'). Files outside these patterns cannot change the output, so they do not count.
@@ -36,18 +38,13 @@ SOURCE_PATTERNS = {
     "synthetic": (),
 }
 
-# Flag defaults, shared with build.py so that a caller passing only some options gets the
-# fingerprint the command would compute.
-DEFAULTS: Dict[str, Any] = {
-    "num_shards": None, "on_bad_example": "fail", "image_format": "jpg", "dataset_name": None,
-    "num_classes": None, "class_names": None, "classes_json": None, "ignore_label": None,
-    "splits": None, "split_lists": None, "val_ratio": 0.2, "seed": 0,
-    "synthetic_num_train": 120, "synthetic_num_val": 30, "synthetic_image_size": 64,
-    "synthetic_num_classes": 5,
-}
-_INTS = {"num_shards", "num_classes", "ignore_label", "seed", "synthetic_num_train",
-         "synthetic_num_val", "synthetic_image_size", "synthetic_num_classes"}
-_LISTS = {"class_names", "splits", "split_lists"}
+# The converter flags' defaults and kinds, from the one declaration (ConvertOptions), so that a
+# caller passing only some options gets the fingerprint the command would compute.
+_OPTION_FIELDS = [f for f in dataclasses.fields(ConvertOptions)
+                  if f.name not in ("format", "source")]
+DEFAULTS: Dict[str, Any] = {f.name: f.default for f in _OPTION_FIELDS}
+_INTS = {f.name for f in _OPTION_FIELDS if f.metadata["kind"] == "integer"}
+_LISTS = {f.name for f in _OPTION_FIELDS if f.metadata["kind"] == "list"}
 _COMMON = ("num_shards", "on_bad_example", "dataset_name", "num_classes", "class_names",
            "ignore_label", "splits")
 RELEVANT_OPTIONS = {
@@ -149,7 +146,7 @@ def _coerce(key: str, value: Any) -> Any:
   """Flag values as the command parses them: '5' -> 5, 'a,b' -> ['a', 'b'] (callers such as the
   DAG pass strings), so that both compute the same fingerprint."""
   if value is None or value == "":
-    return None if key not in ("val_ratio", "on_bad_example", "image_format") else DEFAULTS[key]
+    return DEFAULTS[key]
   try:
     if key in _INTS:
       return int(value)

@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from deeplab import run_config
+from deeplab.storage import checkpoints
 from deeplab.evaluation import colormap, metrics
 from deeplab.config import ModelConfig
 from deeplab.errors import UserInputError
@@ -160,17 +161,15 @@ def _keep_examples(examples: list, out: dict, limit: int) -> None:
                      label[rows, cols], out["pred"][i][rows, cols]))
 
 
-def resolve_run(fl, checkpoint_dir, checkpoint_path, dataset_dir, dataset, config_json):
+def resolve_run(spec, fallback_model: ModelConfig):
   """(checkpoint URI, DatasetInfo, ModelConfig, model source) for evaluate and vis.
 
-  `fl` (parsed flags) is read only for the model-flag fallback of checkpoints without a
-  config.json.
+  `spec` is an EvalConfig or VisConfig; `fallback_model` (the model flags) describes the model
+  only for checkpoints that have no config.json.
   """
-  from deeplab import model_flags
   from deeplab.datasets.descriptors import get_dataset_info
-  checkpoint = run_config.resolve_checkpoint(checkpoint_dir, checkpoint_path)
-  info = get_dataset_info(dataset_dir, dataset)
-  fallback = model_flags.model_config_from_flags(fl, info.num_classes)
-  model_cfg, source = run_config.resolve_model_config(checkpoint, info.num_classes, fallback,
-                                                      config_json)
+  checkpoint = checkpoints.find_checkpoint(spec.checkpoint_dir, spec.checkpoint_path)
+  info = get_dataset_info(spec.dataset_dir, spec.dataset)
+  model_cfg, source = run_config.resolve_model_config(checkpoint, info.num_classes,
+                                                      fallback_model, spec.config_json)
   return checkpoint, info, model_cfg, source

@@ -53,7 +53,7 @@ def _stage_gcs_checkpoint(uri: str, cache_dir: Optional[str] = None) -> str:
   return _local_prefix(local) or ""
 
 
-def resolve_checkpoint(path: str, cache_dir: Optional[str] = None) -> str:
+def stage_initial_checkpoint(path: str, cache_dir: Optional[str] = None) -> str:
   """A local checkpoint prefix for a local or gs:// checkpoint prefix, file or folder.
 
   Raises:
@@ -82,7 +82,7 @@ def get_model_init_fn(checkpoint_prefix: str, exclude_scopes: Sequence[str] = ()
   Must be called while the graph is still open (it creates a Saver).
 
   Args:
-    checkpoint_prefix: local checkpoint prefix (see resolve_checkpoint).
+    checkpoint_prefix: local checkpoint prefix (see stage_initial_checkpoint).
     exclude_scopes: variable-name prefixes not to restore (e.g. the last layers).
     variables: candidates; default all global variables. global_step is never restored.
     ignore_missing_vars: skip variables the checkpoint lacks (else raise).

@@ -18,22 +18,15 @@ import tempfile
 from typing import Optional
 
 from deeplab import storage
+from deeplab.storage.checkpoints import CHECKPOINT_INDEX
 from deeplab.compat import tf
 
 log = logging.getLogger("deeplab.train")
 
-CHECKPOINT_INDEX = "checkpoint"
 CHECKPOINT_BASENAME = "model.ckpt"
 CONFIG_JSON = "config.json"
 TRAIN_RESULT_JSON = "train_result.json"
 _PATH_RE = re.compile(r'^(all_)?model_checkpoint_paths?:\s*"(.*)"\s*$', re.MULTILINE)
-_STEP_RE = re.compile(r"model\.ckpt-(\d+)")
-
-
-def checkpoint_step(prefix: str) -> Optional[int]:
-  """The step in '.../model.ckpt-<step>', else None."""
-  match = _STEP_RE.search(os.path.basename(prefix))
-  return int(match.group(1)) if match else None
 
 
 def _index_entries(text: str) -> list:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from deeplab.training.checkpoint_init import get_model_init_fn, resolve_checkpoint  # noqa: F401
+from deeplab.training.checkpoint_init import get_model_init_fn, stage_initial_checkpoint  # noqa: F401
 from deeplab.compat import tf
 from deeplab.training.deployment import scalar_summary
 from deeplab.training.learning_rate import get_model_learning_rate  # noqa: F401

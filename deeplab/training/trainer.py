@@ -25,11 +25,12 @@ import numpy as np
 from deeplab import config as config_lib
 from deeplab import storage
 from deeplab.training import deployment, learning_rate, losses, train_utils
-from deeplab.training.checkpoint_init import get_model_init_fn, resolve_checkpoint
+from deeplab.training.checkpoint_init import get_model_init_fn, stage_initial_checkpoint
 from deeplab.compat import tf
 from deeplab.errors import NonFiniteLossError, UserInputError
+from deeplab.storage.checkpoints import checkpoint_step
 from deeplab.training.logdir import (CHECKPOINT_BASENAME, CONFIG_JSON, TRAIN_RESULT_JSON,
-                                  TrainLogdir, checkpoint_step)
+                                     TrainLogdir)
 
 log = logging.getLogger("deeplab.train")
 
@@ -148,7 +149,7 @@ def _write_config(logdir: TrainLogdir, cfg: config_lib.TrainConfig) -> None:
   old = logdir.read_json(CONFIG_JSON)
   if old is not None and "model" in old:
     try:
-      old_model = config_lib.model_config_from_dict(old["model"])
+      old_model = config_lib.from_dict(config_lib.ModelConfig, old["model"], "model")
     except UserInputError:
       old_model = None
     if old_model is not None and old_model != cfg.model:
@@ -261,7 +262,7 @@ def _train(cfg, ignore_label, input_fn, logdir: TrainLogdir, num_gpus, start_tim
     if not resume and cfg.tf_initial_checkpoint:
       exclude = [] if cfg.initialize_last_layer else train_utils.extra_layer_scopes(
           cfg.last_layers_contain_logits_only)
-      init_fn = get_model_init_fn(resolve_checkpoint(cfg.tf_initial_checkpoint), exclude)
+      init_fn = get_model_init_fn(stage_initial_checkpoint(cfg.tf_initial_checkpoint), exclude)
     graph.finalize()
   writer = tf.summary.FileWriter(logdir.local, graph=graph)
   sess = tf.Session(graph=graph, config=deployment.session_config(deploy))

@@ -1,7 +1,7 @@
 """The launcher interface: run one `python -m deeplab …` job, return its exit code and result.
 
 A launcher owns one job at a time; the operator keeps the launcher so that `on_kill` can stop
-the job (STYLE.md §3).
+the job.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import dataclasses
 import logging
 from typing import Any, Optional, Sequence
 
-LAUNCHERS = ("local", "kubernetes")
+from deeplab.contract import LAUNCHERS
+
 
 
 @dataclasses.dataclass(frozen=True)

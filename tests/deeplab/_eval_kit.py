@@ -163,10 +163,8 @@ def shared_run(tmp_path_factory):
 
 
 def run_cli(module, argv):
-  """Runs a command's main() in-process through the real absl parsing; returns the exit code."""
-  from deeplab import cli, flag_util
-  flag_util.reset()
-  try:
-    return cli.run_main(module.main, ["deeplab"] + list(argv))
-  finally:
-    flag_util.reset()
+  """Runs a command in-process through the real flag parsing; returns the exit code."""
+  from deeplab import cli
+  from deeplab.contract import COMMANDS
+  command = next(name for name, mod in COMMANDS.items() if mod == module.__name__)
+  return cli.run_command(command, list(argv))

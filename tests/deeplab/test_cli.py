@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-from absl import flags
 
 from deeplab import cli
 from deeplab.errors import NonFiniteLossError, UserInputError
@@ -31,14 +30,13 @@ def test_help_lists_commands():
     (RuntimeError("network blip"), 1),
 ])
 def test_exceptions_map_to_the_exit_code_contract(exc, code):
-  def main(argv):
+  def main():
     raise exc
-  assert cli.run_main(main, ["prog"]) == code
+  assert cli.guarded(main) == code
 
 
 def test_unknown_flag_exits_2():
-  assert cli.run_main(lambda argv: 0, ["prog", "--no_such_flag_xyz=1"]) == 2
-  flags.FLAGS.unparse_flags()
+  assert cli.run_command("train", ["--no_such_flag_xyz=1"]) == 2
 
 
 def test_helpfull_lists_the_command_flags():

@@ -10,7 +10,7 @@ from deeplab import config as C
 
 def test_defaults_are_valid_and_match_the_original_flags():
   cfg = C.TrainConfig().validate()
-  # reference/deeplab.md §2.1 / §3.1 defaults.
+  # The original train.py / common.py defaults.
   assert cfg.train_batch_size == 8 and cfg.num_clones == 1
   assert cfg.train_crop_size == (513, 513)
   assert cfg.base_learning_rate == 0.0001 and cfg.learning_policy == "poly"
@@ -53,7 +53,7 @@ def test_all_problems_are_reported_at_once():
 
 def test_unknown_keys_in_a_config_file_are_named():
   with pytest.raises(C.ConfigError, match=r"unknown training setting\(s\) \['num_gpus'\]"):
-    C.train_config_from_dict({"num_gpus": 2})
+    C.load_train_config('{"num_gpus": 2}')
 
 
 def test_corrupt_config_json_names_the_file():

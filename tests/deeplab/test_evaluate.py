@@ -9,6 +9,7 @@ import pytest
 
 from tests.deeplab import _eval_kit as kit
 from deeplab import evaluate, run_config
+from deeplab.storage import checkpoints
 from deeplab.evaluation import eval_pass
 from deeplab.datasets.descriptors import DatasetInfo
 
@@ -89,8 +90,8 @@ def test_latest_checkpoint_uses_index_basename(tmp_path):
   (tmp_path / "checkpoint").write_text(
       'model_checkpoint_path: "/somewhere/else/model.ckpt-30"\n'
       'all_model_checkpoint_paths: "/somewhere/else/model.ckpt-30"\n')
-  assert run_config.latest_checkpoint(str(tmp_path)) == str(tmp_path / "model.ckpt-30")
-  assert run_config.checkpoint_step(str(tmp_path / "model.ckpt-30")) == 30
+  assert checkpoints.latest_checkpoint(str(tmp_path)) == str(tmp_path / "model.ckpt-30")
+  assert checkpoints.checkpoint_step(str(tmp_path / "model.ckpt-30")) == 30
 
 
 def test_crop_smaller_than_images_is_user_error(tmp_path_factory, tmp_path, capsys):

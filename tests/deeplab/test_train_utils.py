@@ -93,13 +93,13 @@ def test_init_from_unrelated_checkpoint_is_a_user_error(tmp_path):
       checkpoint_init.get_model_init_fn(prefix)
 
 
-def test_resolve_checkpoint_forms(tmp_path):
+def test_stage_initial_checkpoint_forms(tmp_path):
   prefix, _ = _save(tmp_path)
-  assert checkpoint_init.resolve_checkpoint(prefix) == prefix
-  assert checkpoint_init.resolve_checkpoint(prefix + ".index") == prefix
-  assert checkpoint_init.resolve_checkpoint(str(tmp_path)) == prefix
+  assert checkpoint_init.stage_initial_checkpoint(prefix) == prefix
+  assert checkpoint_init.stage_initial_checkpoint(prefix + ".index") == prefix
+  assert checkpoint_init.stage_initial_checkpoint(str(tmp_path)) == prefix
   with pytest.raises(UserInputError, match="is not a TensorFlow checkpoint"):
-    checkpoint_init.resolve_checkpoint(str(tmp_path / "nope.ckpt"))
+    checkpoint_init.stage_initial_checkpoint(str(tmp_path / "nope.ckpt"))
 
 
 def test_resolve_gcs_checkpoint(tmp_path, gcs_bucket, monkeypatch):
@@ -109,7 +109,7 @@ def test_resolve_gcs_checkpoint(tmp_path, gcs_bucket, monkeypatch):
   for name in os.listdir(tmp_path):
     storage.upload_file(str(tmp_path / name), f"gs://{gcs_bucket}/zoo/{name}")
   monkeypatch.setenv("DEEPLAB_CACHE_DIR", str(tmp_path / "cache"))
-  local = checkpoint_init.resolve_checkpoint(f"gs://{gcs_bucket}/zoo/model.ckpt")
+  local = checkpoint_init.stage_initial_checkpoint(f"gs://{gcs_bucket}/zoo/model.ckpt")
   assert local.startswith(str(tmp_path / "cache")) and os.path.exists(local + ".index")
-  folder = checkpoint_init.resolve_checkpoint(f"gs://{gcs_bucket}/zoo")
+  folder = checkpoint_init.stage_initial_checkpoint(f"gs://{gcs_bucket}/zoo")
   assert os.path.exists(folder + ".index")

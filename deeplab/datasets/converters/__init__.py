@@ -5,19 +5,15 @@ Formats are registered here by name; `get(name)` raises a UserInputError listing
 
 import importlib
 
+from deeplab.contract import FORMATS
 from deeplab.errors import UserInputError
 
-FORMATS = {
-    "voc": "deeplab.datasets.converters.voc",
-    "cityscapes": "deeplab.datasets.converters.cityscapes",
-    "ade20k": "deeplab.datasets.converters.ade20k",
-    "folder": "deeplab.datasets.converters.folder",
-    "synthetic": "deeplab.datasets.converters.synthetic",
-}
+# format name -> its converter module (one module per format, named after it).
+CONVERTERS = {name: f"deeplab.datasets.converters.{name}" for name in FORMATS}
 
 
 def get(name: str):
   """The converter module for `name` (it has `describe(source, opts) -> DatasetSpec`)."""
   if name not in FORMATS:
     raise UserInputError(f"unknown --format {name!r}; choose one of {', '.join(FORMATS)}")
-  return importlib.import_module(FORMATS[name])
+  return importlib.import_module(CONVERTERS[name])

@@ -9,6 +9,8 @@ import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from deeplab.config.fields import coerce_tuples, setting
+from deeplab.contract import FORMATS
 from deeplab.errors import UserInputError
 
 
@@ -24,26 +26,73 @@ class SourceExample:
 
 @dataclasses.dataclass(frozen=True)
 class ConvertOptions:
-  """The converter flags of `build-tfrecords`, flag name for flag name."""
+  """The converter flags of `build-tfrecords`, flag name for flag name.
 
-  format: str
-  source: str
-  num_shards: Optional[int] = None
-  on_bad_example: str = "fail"
-  image_format: str = "jpg"
-  dataset_name: Optional[str] = None
-  num_classes: Optional[int] = None
-  class_names: Optional[Tuple[str, ...]] = None
-  classes_json: Optional[str] = None
-  ignore_label: Optional[int] = None
-  splits: Optional[Tuple[str, ...]] = None
-  split_lists: Optional[Dict[str, str]] = None
-  val_ratio: float = 0.2
-  seed: int = 0
-  synthetic_num_train: int = 120
-  synthetic_num_val: int = 30
-  synthetic_image_size: int = 64
-  synthetic_num_classes: int = 5
+  These (with the converter version) decide a conversion's output, so every default here also
+  feeds the dataset fingerprint (deeplab.datasets.fingerprint).
+  """
+
+  format: Optional[str] = setting(None, "Source layout.", choices=FORMATS, required=True)
+  source: Optional[str] = setting(
+      None, "Dataset root folder or gs:// prefix (synthetic: where to generate; default a "
+      "temporary folder).", kind="string", path=True)
+  num_shards: Optional[int] = setting(
+      None, "Shards per split (default: voc 4, cityscapes 10, ade20k 4, folder/synthetic one "
+      "per ~1000 examples).", kind="integer")
+  on_bad_example: str = setting(
+      "fail", "fail: stop before writing anything visible; skip: convert the rest, list the bad "
+      "ones in manifest.json.", choices=("fail", "skip"))
+  image_format: str = setting("jpg", "VOC image extension.", choices=("jpg", "jpeg", "png"))
+  dataset_name: Optional[str] = setting(None, "Name in manifest.json (default per format).",
+                                        kind="string")
+  num_classes: Optional[int] = setting(None, "Number of classes (default per format).",
+                                       kind="integer")
+  class_names: Optional[Tuple[str, ...]] = setting(
+      None, "Comma-separated class names (index order).", kind="list")
+  classes_json: Optional[str] = setting(
+      None, 'JSON list of class names or {"class_names": [...], "ignore_label": 255} (folder '
+      'default: <source>/classes.json).', kind="string", path=True)
+  ignore_label: Optional[int] = setting(
+      None, "Label value of ignored pixels (default per format).", kind="integer")
+  splits: Optional[Tuple[str, ...]] = setting(None, "Splits to convert (default: all found).",
+                                              kind="list")
+  # name -> list file; the flag's form is a list of name=path.
+  split_lists: Optional[Dict[str, str]] = setting(
+      None, "folder: name=list_file pairs (default <source>/splits/*.txt).", kind="list")
+  val_ratio: float = setting(0.2, "folder without list files: share of examples in val.")
+  seed: int = setting(0, "Seed of the folder train/val split and of synthetic data.")
+  synthetic_num_train: int = setting(120, "synthetic: training examples.")
+  synthetic_num_val: int = setting(30, "synthetic: validation examples.")
+  synthetic_image_size: int = setting(64, "synthetic: image side in pixels.")
+  synthetic_num_classes: int = setting(5, "synthetic: classes including background.")
+
+  def __post_init__(self):
+    coerce_tuples(self, {"class_names": str, "splits": str})
+    if isinstance(self.split_lists, (list, tuple)):
+      object.__setattr__(self, "split_lists", parse_split_lists(self.split_lists))
+
+
+def parse_split_lists(items: Sequence[str]) -> Optional[Dict[str, str]]:
+  """['train=lists/train.txt', ...] -> {'train': 'lists/train.txt', ...}."""
+  out = {}
+  for item in items:
+    name, sep, path = str(item).partition("=")
+    if not sep or not name or not path:
+      raise UserInputError(f"--split_lists entry {item!r} is not name=path; e.g. "
+                           "--split_lists=train=lists/train.txt,val=lists/val.txt")
+    out[name] = path
+  return out or None
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildJob:
+  """build-tfrecords settings that do not change the converted data."""
+
+  output_dir: Optional[str] = setting(
+      None, "Where shards and manifest.json go (or gs://).", kind="string", path=True,
+      required=True)
+  num_workers: int = setting(2, "Worker processes; 0 converts serially.")
+  overwrite: bool = setting(False, "Replace an output_dir that holds a different dataset.")
 
 
 @dataclasses.dataclass

@@ -1,0 +1,116 @@
+"""Which settings each command takes as flags, and the original flags it only tolerates.
+
+`COMMAND_SETTINGS` is the one list of every flag of every command (tests walk it);
+`deeplab.cli_flags` defines exactly these for the command being run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+from deeplab.config.fields import MULTI_KINDS, flag_fields, setting
+from deeplab.config.model import ModelConfig
+from deeplab.config.stages import EvalConfig, ExportConfig, VisConfig
+from deeplab.config.training import TrainConfig
+from deeplab.datasets.converters.base import BuildJob, ConvertOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class JobFlags:
+  """Flags every command takes."""
+
+  result_json: Optional[str] = setting(
+      None, "Also write a small JSON summary here (local or gs://).", kind="string", path=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainJobFlags(JobFlags):
+  config_json: Optional[str] = setting(
+      None, "The run's config.json (runs/<run_id>/config.json): train from it; flags given "
+      "explicitly override its values.", kind="string", path=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class IgnoredTrainFlags:
+  """Original train.py flags of modes this port does not have: accepted, checked, unused."""
+
+  startup_delay_steps: int = setting(15, "Ignored (replicas are not supported).")
+  master: str = setting("", "Ignored (single worker).")
+  task: int = setting(0, "Ignored (single worker).")
+  profile_logdir: Optional[str] = setting(None, "Not supported; ignored with a warning.",
+                                          kind="string")
+  drop_path_keep_prob: float = setting(1.0, "NAS only; not supported.")
+  quantize_delay_step: int = setting(-1, "Not supported (must stay < 0).")
+
+  def problems(self) -> list:
+    out = []
+    if self.quantize_delay_step >= 0:
+      out.append("--quantize_delay_step >= 0 (quantization-aware training) is not supported; "
+                 "leave it at -1")
+    if self.drop_path_keep_prob != 1.0:
+      out.append("--drop_path_keep_prob applies to NAS backbones, which are not supported; "
+                 "leave it at 1.0")
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class IgnoredPassFlags:
+  """Original eval.py / vis.py flags of the polling loop: evaluation is always one pass."""
+
+  master: str = setting("", "Unused; accepted for compatibility.")
+  eval_interval_secs: int = setting(300, "Unused: one pass, no polling.")
+  quantize_delay_step: int = setting(-1, "Quantisation is not supported (must be -1).")
+
+  def problems(self) -> list:
+    if self.quantize_delay_step >= 0:
+      return ["--quantize_delay_step is not supported; leave it at -1"]
+    return []
+
+
+@dataclasses.dataclass(frozen=True)
+class IgnoredEvalFlags(IgnoredPassFlags):
+  max_number_of_evaluations: int = setting(0, "Accepted; always one pass.")
+
+
+@dataclasses.dataclass(frozen=True)
+class IgnoredVisFlags(IgnoredPassFlags):
+  max_number_of_iterations: int = setting(0, "Accepted; vis is always one pass.")
+
+
+@dataclasses.dataclass(frozen=True)
+class IgnoredExportFlags:
+  num_classes: int = setting(21, "Ignored: the class count comes from config.json.")
+  quantize_delay_step: int = setting(-1, "Quantisation is not supported (must be -1).")
+
+  def problems(self) -> list:
+    if self.quantize_delay_step >= 0:
+      return ["--quantize_delay_step is not supported; leave it at -1"]
+    return []
+
+
+# command -> the setting classes whose fields are its flags (no flag name twice per command).
+COMMAND_SETTINGS: Dict[str, Tuple[type, ...]] = {
+    "build-tfrecords": (ConvertOptions, BuildJob, JobFlags),
+    "train": (ModelConfig, TrainConfig, IgnoredTrainFlags, TrainJobFlags),
+    "evaluate": (ModelConfig, EvalConfig, IgnoredEvalFlags, JobFlags),
+    "vis": (ModelConfig, VisConfig, IgnoredVisFlags, JobFlags),
+    "export": (ModelConfig, ExportConfig, IgnoredExportFlags, JobFlags),
+}
+
+
+def command_fields(command: str) -> Dict[str, dataclasses.Field]:
+  """name -> field of every flag of `command`."""
+  out: Dict[str, dataclasses.Field] = {}
+  for cls in COMMAND_SETTINGS[command]:
+    for f in flag_fields(cls):
+      if f.name in out:
+        raise TypeError(f"flag --{f.name} of {command} is declared twice")
+      out[f.name] = f
+  return out
+
+
+# Flags given as repeated --name=value (absl DEFINE_multi_*); argv builders need the set.
+MULTI_FLAGS = frozenset(
+    name for command in COMMAND_SETTINGS
+    for name, f in command_fields(command).items() if f.metadata["kind"] in MULTI_KINDS)

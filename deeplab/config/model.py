@@ -1,0 +1,143 @@
+"""ModelConfig: the original common.py model flags, each declared once with its help text."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+from deeplab.config.fields import coerce_tuples, setting
+
+SUPPORTED_VARIANTS = (
+    "mobilenet_v2",
+    "xception_41",
+    "xception_65",
+    "xception_71",
+    "resnet_v1_50_beta",
+    "resnet_v1_101_beta",
+)
+MERGE_METHODS = ("max", "avg")
+OUTPUT_STRIDES = (4, 8, 16, 32)
+
+# The original feature_extractor._MEAN_RGB; used only to pad images (zero after normalisation).
+MEAN_RGB = (123.15, 115.90, 103.06)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Model architecture and input resizing (the original common.py flags)."""
+
+  model_variant: str = setting("mobilenet_v2", "DeepLab model variant.",
+                               choices=SUPPORTED_VARIANTS)
+  # None until the dataset's manifest.json is read (the trainer fills it in).
+  num_classes: Optional[int] = setting(None, "Number of classes (from the dataset).",
+                                       kind="integer", flag=False)
+  atrous_rates: Optional[Tuple[int, ...]] = setting(
+      None, "Atrous rates for ASPP (e.g. 6 12 18 at OS 16).", kind="multi_integer")
+  output_stride: int = setting(16, "Ratio of input to output spatial resolution.")
+  decoder_output_stride: Optional[Tuple[int, ...]] = setting(
+      None, "Decoder output strides, descending.", kind="multi_integer")
+  multi_grid: Optional[Tuple[int, ...]] = setting(
+      None, "Multi-grid rates for the last ResNet block.", kind="multi_integer")
+  depth_multiplier: float = setting(1.0, "MobileNet depth multiplier.")
+  divisible_by: Optional[int] = setting(None, "MobileNet channel rounding.", kind="integer")
+  add_image_level_feature: bool = setting(True, "Add the image-pooling ASPP branch.")
+  image_pooling_crop_size: Optional[Tuple[int, int]] = setting(
+      None, "Image pooling crop size [height, width].", kind="list")
+  image_pooling_stride: Tuple[int, int] = setting(
+      (1, 1), "Image pooling stride [height, width].", kind="list")
+  aspp_with_batch_norm: bool = setting(True, "Use batch norm in ASPP.")
+  aspp_with_separable_conv: bool = setting(True, "Use separable convs in ASPP.")
+  aspp_with_concat_projection: bool = setting(True, "Project the concatenated ASPP branches.")
+  aspp_convs_filters: int = setting(256, "ASPP conv filters.")
+  decoder_use_separable_conv: bool = setting(True, "Use separable convs in the decoder.")
+  decoder_filters: int = setting(256, "Decoder conv filters.")
+  logits_kernel_size: int = setting(1, "Kernel size of the logits conv.")
+  merge_method: str = setting("max", "Image-pyramid merge method.", choices=MERGE_METHODS)
+  prediction_with_upsampled_logits: bool = setting(True, "Upsample logits before argmax.")
+  use_bounded_activation: bool = setting(False, "Use relu6 instead of relu.")
+  image_pyramid: Optional[Tuple[float, ...]] = setting(
+      None, "Input scales for multi-scale features.", kind="multi_float")
+  batch_norm_decay: float = setting(0.9997, "Batch norm decay of the DeepLab head.")
+  # Not in the original (it fixes the backbone's decay per family): None keeps those values.
+  backbone_batch_norm_decay: Optional[float] = setting(
+      None, "Backbone batch-norm decay (default: the original's per-family value). Lower it "
+      "(e.g. 0.9) for short runs from scratch.", kind="float")
+  label_weights: Optional[Tuple[float, ...]] = setting(
+      None, "Per-class loss weights (one per class).", kind="multi_float")
+  min_resize_value: Optional[int] = setting(
+      None, "Desired size of the smaller image side.", kind="integer")
+  max_resize_value: Optional[int] = setting(
+      None, "Maximum allowed size of the larger side.", kind="integer")
+  resize_factor: Optional[int] = setting(
+      None, "Resized dimensions are multiple of factor plus one.", kind="integer")
+  keep_aspect_ratio: bool = setting(True, "Keep the aspect ratio when resizing.")
+
+  def __post_init__(self):
+    coerce_tuples(self, {
+        "atrous_rates": int, "decoder_output_stride": int, "multi_grid": int,
+        "image_pooling_crop_size": int, "image_pooling_stride": int,
+        "image_pyramid": float, "label_weights": float})
+    if self.image_pooling_stride is None:
+      object.__setattr__(self, "image_pooling_stride", (1, 1))
+
+  def problems(self) -> list:
+    """Every invalid setting, each with its fix; [] when valid. num_classes may be None."""
+    out = []
+    if self.model_variant not in SUPPORTED_VARIANTS:
+      out.append(f"model_variant {self.model_variant!r} is not supported; "
+                 f"choose one of {', '.join(SUPPORTED_VARIANTS)}")
+    if self.num_classes is not None and (not isinstance(self.num_classes, int)
+                                         or self.num_classes < 2):
+      out.append(f"num_classes must be an integer >= 2, got {self.num_classes!r}")
+    if self.output_stride not in OUTPUT_STRIDES:
+      out.append(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride!r}")
+    if self.atrous_rates and any(r < 1 for r in self.atrous_rates):
+      out.append(f"atrous_rates must be positive integers, got {list(self.atrous_rates)}")
+    if self.decoder_output_stride:
+      dos = list(self.decoder_output_stride)
+      if dos != sorted(dos, reverse=True):
+        out.append(f"decoder_output_stride must be sorted in descending order, got {dos}")
+      if any(d not in (4, 8, 16) or d >= self.output_stride for d in dos):
+        out.append(f"decoder_output_stride {dos} must be in (4, 8, 16) and below "
+                   f"output_stride {self.output_stride}")
+    if self.multi_grid and len(self.multi_grid) != 3:
+      out.append(f"multi_grid needs 3 values (e.g. 1,2,4), got {list(self.multi_grid)}")
+    if self.depth_multiplier <= 0:
+      out.append(f"depth_multiplier must be > 0, got {self.depth_multiplier}")
+    if self.merge_method not in MERGE_METHODS:
+      out.append(f"merge_method must be one of {MERGE_METHODS}, got {self.merge_method!r}")
+    if self.logits_kernel_size != 1 and (self.aspp_with_batch_norm or not self.atrous_rates):
+      out.append("logits_kernel_size must be 1 when aspp_with_batch_norm is set or "
+                 "atrous_rates is empty")
+    if self.image_pooling_crop_size and len(self.image_pooling_crop_size) != 2:
+      out.append("image_pooling_crop_size must be a 'height,width' pair")
+    if len(self.image_pooling_stride) != 2:
+      out.append("image_pooling_stride must be a 'height,width' pair")
+    if (self.label_weights and self.num_classes is not None
+        and len(self.label_weights) not in (1, self.num_classes)):
+      out.append(f"label_weights has {len(self.label_weights)} values but the dataset has "
+                 f"{self.num_classes} classes; give one weight per class")
+    bbd = self.backbone_batch_norm_decay
+    if bbd is not None and not 0 < bbd < 1:
+      out.append(f"backbone_batch_norm_decay must be in (0, 1), got {bbd}")
+    if self.image_pyramid and any(s <= 0 for s in self.image_pyramid):
+      out.append(f"image_pyramid scales must be > 0, got {list(self.image_pyramid)}")
+    for name in ("min_resize_value", "max_resize_value", "resize_factor", "divisible_by"):
+      value = getattr(self, name)
+      if value is not None and value < 1:
+        out.append(f"{name} must be >= 1 when given, got {value}")
+    return out
+
+
+def default_atrous_rates(variant: str, output_stride: int) -> Optional[Tuple[int, ...]]:
+  """The original's recommended rates: none for MobileNet, 6/12/18 at OS16, 12/24/36 at OS8."""
+  if variant.startswith("mobilenet"):
+    return None
+  return {16: (6, 12, 18), 8: (12, 24, 36)}.get(output_stride)
+
+
+def mean_pixel(model_variant: Optional[str] = None) -> Tuple[float, float, float]:
+  """Padding value for a variant: ImageNet mean for resnet_v1_50/101 (non-beta) or None."""
+  if model_variant in (None, "resnet_v1_50", "resnet_v1_101"):
+    return MEAN_RGB
+  return (127.5, 127.5, 127.5)

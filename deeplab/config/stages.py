@@ -1,0 +1,106 @@
+"""Settings of the commands that read a trained model: evaluate, vis and export.
+
+Like TrainConfig, each setting is declared once with its original flag name and default;
+`deeplab.cli_flags` turns these classes into each command's flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+from deeplab.config.fields import coerce_tuples, setting
+
+# Names of the label colour maps (deeplab.evaluation.colormap draws them).
+COLORMAPS = ("pascal", "cityscapes", "ade20k")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInput:
+  """Which checkpoint, and the run configuration that describes its model."""
+
+  checkpoint_dir: Optional[str] = setting(
+      None, "train_logdir: its latest checkpoint is used.", kind="string", path=True)
+  checkpoint_path: Optional[str] = setting(
+      None, "A model.ckpt-N prefix (wins over --checkpoint_dir).", kind="string", path=True)
+  config_json: Optional[str] = setting(
+      None, "The run's config.json (default: next to the checkpoint or one folder up).",
+      kind="string", path=True)
+  add_flipped_images: bool = setting(False, "Also average left-right flipped inputs.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitInput(ModelInput):
+  """A split of a converted dataset, read in its stored order."""
+
+  dataset: str = setting("pascal_voc_seg", "Dataset name (used without a manifest).")
+  dataset_dir: Optional[str] = setting(
+      None, "Folder (or gs://) with the TFRecords.", kind="string", path=True, required=True)
+  eval_scales: Tuple[float, ...] = setting((1.0,), "Scales for multi-scale inference.",
+                                           kind="multi_float")
+
+  def __post_init__(self):
+    coerce_tuples(self, {"eval_scales": float})
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig(SplitInput):
+  """The original eval.py flags (one pass, never waits for checkpoints)."""
+
+  eval_logdir: Optional[str] = setting(
+      None, "Where metrics.json and the report go (or gs://).", kind="string", path=True,
+      required=True)
+  eval_split: str = setting("val", "Split to evaluate.")
+  eval_batch_size: int = setting(1, "Images per batch.")
+  eval_crop_size: Optional[Tuple[int, int]] = setting(
+      None, "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's "
+      "largest image.", kind="list")
+  num_overlays: int = setting(4, "Examples drawn as image | truth | prediction.")
+  colormap_type: Optional[str] = setting(
+      None, "Report colours (default: by dataset name, else pascal).", choices=COLORMAPS)
+
+  def __post_init__(self):
+    super().__post_init__()
+    coerce_tuples(self, {"eval_crop_size": int})
+
+
+@dataclasses.dataclass(frozen=True)
+class VisConfig(SplitInput):
+  """The original vis.py flags (one pass)."""
+
+  vis_logdir: Optional[str] = setting(
+      None, "Where the images go (or gs://).", kind="string", path=True, required=True)
+  vis_split: str = setting("val", "Split to visualise.")
+  vis_batch_size: int = setting(1, "Images per batch.")
+  vis_crop_size: Optional[Tuple[int, int]] = setting(
+      None, "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's "
+      "largest image.", kind="list")
+  colormap_type: str = setting("pascal", "Colormap.", choices=COLORMAPS)
+  also_save_raw_predictions: bool = setting(False, "Also write class-id PNGs.")
+
+  def __post_init__(self):
+    super().__post_init__()
+    coerce_tuples(self, {"vis_crop_size": int})
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig(ModelInput):
+  """The original export_model.py flags plus the self-check."""
+
+  export_path: Optional[str] = setting(
+      None, "Output folder (or gs://). A path ending in .pb (the original form) names the "
+      "frozen graph.", kind="string", path=True, required=True)
+  crop_size: Optional[Tuple[str, ...]] = setting(
+      None, "Crop 'height,width' (or --crop_size=H --crop_size=W); default: the training crop.",
+      kind="multi_string")
+  inference_scales: Tuple[float, ...] = setting((1.0,), "Scales for multi-scale inference.",
+                                                kind="multi_float")
+  save_inference_graph: bool = setting(False, "Also write inference_graph.pbtxt.")
+  dataset_dir: Optional[str] = setting(
+      None, "Dataset whose images the self-check uses.", kind="string", path=True)
+  check_split: str = setting("val", "Split the self-check takes images from.")
+  num_check_images: int = setting(3, "Images the self-check runs (>= 1).")
+  check_only: bool = setting(False, "Only re-run the self-check on an existing export.")
+
+  def __post_init__(self):
+    coerce_tuples(self, {"inference_scales": float, "crop_size": str})
