@@ -151,11 +151,6 @@ SHARED_CROP = (41, 41)
 _SHARED = {}
 
 
-def shared_model_config():
-  """The ModelConfig of shared_run()'s checkpoint (what its config.json holds)."""
-  return dl_config.ModelConfig(num_classes=SHARED_CLASSES, **{**TINY_MODEL, **SHARED_MODEL})
-
-
 def shared_run(tmp_path_factory):
   """(dataset_dir, checkpoint prefix) built once per session."""
   if "run" not in _SHARED:
