@@ -46,13 +46,12 @@ def _read_manifest(output_dir: str) -> Optional[dict]:
 
 
 def _is_complete(output_dir: str, manifest: dict) -> bool:
-  names = set(storage.listdir(output_dir))
+  """Every shard the manifest lists is there with its size (local or gs://: a cut-off copy or
+  upload must be converted again, not taken as done)."""
+  sizes = storage.file_sizes(output_dir)
   for split in manifest.get("splits", {}).values():
     for shard in split.get("shards", []):
-      if shard["name"] not in names:
-        return False
-      path = os.path.join(output_dir, shard["name"])
-      if not storage.is_gcs(output_dir) and os.path.getsize(path) != shard["bytes"]:
+      if sizes.get(shard["name"]) != shard["bytes"]:
         return False
   return True
 

@@ -14,7 +14,7 @@ import os
 import posixpath
 import shutil
 import tempfile
-from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from deeplab.storage import gcs
 from deeplab.errors import UserInputError
@@ -22,7 +22,7 @@ from deeplab.storage.gcs import NotFoundError, client, is_gcs, split_gcs
 
 __all__ = [
     "NotFoundError", "client", "is_gcs", "split_gcs", "join", "exists", "read_bytes", "read_text",
-    "read_json", "write_bytes", "write_text", "write_json", "listdir", "glob", "delete",
+    "read_json", "write_bytes", "write_text", "write_json", "listdir", "file_sizes", "glob", "delete",
     "delete_tree", "upload_file", "download_file", "stage_in", "output_dir", "sync_dir",
     "cache_root",
 ]
@@ -123,6 +123,18 @@ def listdir(uri: str) -> List[str]:
   names.update(p[len(prefix):].rstrip("/") for p in prefixes)
   names.discard("")
   return sorted(names)
+
+
+def file_sizes(uri: str) -> Dict[str, int]:
+  """Name -> size in bytes of the files directly under a folder/prefix (one listing on gs://)."""
+  if not is_gcs(uri):
+    try:
+      return {e.name: e.stat().st_size for e in os.scandir(uri) if e.is_file()}
+    except FileNotFoundError as e:
+      raise NotFoundError(f"folder {uri} does not exist; check the path") from e
+  bucket, prefix = _folder_prefix(uri)
+  blobs, _ = gcs.list_blobs(f"gs://{bucket}/{prefix}", delimiter="/")
+  return {b.name[len(prefix):]: int(b.size) for b in blobs if b.name != prefix}
 
 
 def glob(pattern_uri: str) -> List[str]:
