@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import os
+import re
 import sys
+import threading
 import traceback
 import warnings
 from typing import Callable
@@ -34,6 +37,38 @@ def _setup_logging() -> None:
     pass
 
 
+# TensorFlow's C++ log lines (absl format) that carry no news for a user: info and warnings,
+# and the "no CUDA driver" errors of a CPU-only machine. TF 2.21 prints some of them before
+# TF_CPP_MIN_LOG_LEVEL takes effect, so they are filtered out of the stderr stream instead.
+_NATIVE_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"
+    rb"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ cuda_\S+:\d+\] failed call to cuInit)")
+
+
+def _filter_stderr() -> None:
+  """Routes file descriptor 2 through a thread that drops _NATIVE_NOISE lines."""
+  read_fd, write_fd = os.pipe()
+  real_stderr = os.dup(2)
+  os.dup2(write_fd, 2)
+  os.close(write_fd)
+
+  def pump() -> None:
+    with os.fdopen(read_fd, "rb") as lines:
+      for line in lines:
+        if not _NATIVE_NOISE.match(line):
+          os.write(real_stderr, line)
+
+  thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+  thread.start()
+
+  def restore() -> None:  # at exit: flush what is in the pipe, then give fd 2 back
+    sys.stderr.flush()
+    os.dup2(real_stderr, 2)  # closes the pipe's last writer: the pump sees EOF
+    thread.join(timeout=5)
+  atexit.register(restore)
+
+
 def quiet_tensorflow(verbosity: int) -> None:
   """Hides TensorFlow's C++ banners and deprecation warnings unless asked for.
 
@@ -42,6 +77,7 @@ def quiet_tensorflow(verbosity: int) -> None:
   if verbosity >= 1 or os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
     return
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  _filter_stderr()
   logging.getLogger("tensorflow").setLevel(logging.ERROR)
   logging.getLogger("absl").setLevel(logging.ERROR)
   for category in (DeprecationWarning, FutureWarning, UserWarning):

@@ -1,6 +1,6 @@
 """`python -m deeplab evaluate`: one pass over a split on one checkpoint, then exit.
 
-Unlike the original eval.py (reference/deeplab.md §5.1) it never waits for checkpoints:
+Unlike the original eval.py (docs/compatibility.md) it never waits for checkpoints:
 it evaluates the latest checkpoint in --checkpoint_dir (or --checkpoint_path) once and
 writes to --eval_logdir: metrics.json (written last), TensorBoard scalars with the original
 tags (eval/miou_1.0_overall, eval/miou_1.0_class_<c>), report.md, confusion.png,

@@ -2,7 +2,7 @@
 
 The model is built only from the run's config.json (next to --checkpoint_path, one folder up,
 or --config_json), never from model flags: the original's most common export bug was flags
-that differed from training (reference/deeplab.md §8 item 6). Model flags are still accepted
+that differed from training (docs/compatibility.md). Model flags are still accepted
 so old command lines parse, and a differing value is reported as ignored.
 
 Writes, into a temporary sibling folder first and then moved into --export_path (gs://:

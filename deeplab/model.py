@@ -23,6 +23,7 @@ from typing import Dict, Optional, Sequence
 from deeplab.compat import slim, tf
 from deeplab.config import ModelConfig
 from deeplab.core import feature_extractor
+from deeplab.errors import ConfigError
 
 OUTPUT_TYPE = "semantic"
 LOGITS_SCOPE_NAME = "logits"
@@ -249,7 +250,7 @@ def get_branch_logits(features, num_classes: int, atrous_rates: Optional[Sequenc
   """
   if aspp_with_batch_norm or not atrous_rates:
     if kernel_size != 1:
-      raise ValueError("logits_kernel_size must be 1 when atrous_rates is empty or "
+      raise ConfigError("logits_kernel_size must be 1 when atrous_rates is empty or "
                        f"aspp_with_batch_norm is set; got {kernel_size}")
     atrous_rates = [1]
   with slim.arg_scope([slim.conv2d], weights_regularizer=slim.l2_regularizer(weight_decay),

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -123,15 +124,70 @@ def print_summary(s: dict) -> None:
   print("\n".join(lines), flush=True)
 
 
+SUMMARY_MARK = "DEMO_SUMMARY "
+# A job's own log line inside Airflow's task log: "... INFO deeplab.train: step 20/500: ...".
+_JOB_LINE = re.compile(r"\d\d:\d\d:\d\d,\d+ (INFO|WARNING|ERROR) [\w.]+: (.*?)"
+                       r"(?: \[airflow\.task\.operators\.[^\]]*\] loc=\S+)?$")
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\w+)")
+_AIRFLOW_ERROR = re.compile(r"\[(error|critical)\s*\]\s*(.*)")
+
+
+def condense(line: str, task: list) -> str | None:
+  """The line a person wants to see from the DAG run's full log, or None."""
+  start = _TASK_START.search(line)
+  if start:
+    task[0] = start.group(1)
+    return None
+  job = _JOB_LINE.search(line)
+  if job:
+    level = "" if job.group(1) == "INFO" else job.group(1) + ": "
+    return f"  {task[0]:<15} {level}{job.group(2)}"
+  error = _AIRFLOW_ERROR.search(line)
+  if error:
+    return f"  {task[0]:<15} ERROR: {error.group(2)[:300]}"
+  if not line.startswith("20") and line.strip():  # the DAG's own print() lines
+    return f"  {task[0]:<15} {line.strip()}"
+  return None
+
+
+def run_quietly(argv: list, log_path: pathlib.Path) -> dict:
+  """Runs this script's DAG run in a child; shows progress lines, keeps the full log."""
+  log_path.parent.mkdir(parents=True, exist_ok=True)
+  cmd = [sys.executable, __file__, "--child", *argv]
+  summary, task = None, ["-"]
+  with open(log_path, "w") as log, subprocess.Popen(
+      cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+    for line in proc.stdout:
+      log.write(line)
+      if line.startswith(SUMMARY_MARK):
+        summary = json.loads(line[len(SUMMARY_MARK):])
+        continue
+      shown = condense(line.rstrip("\n"), task)
+      if shown:
+        print(shown, flush=True)
+  if summary is None:
+    raise SystemExit(f"the DAG run did not finish (exit code {proc.returncode}); full log: "
+                     f"{log_path}")
+  return summary
+
+
 def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   ap.add_argument("--conf", default="{}", help="JSON run conf overriding the DAG's Params")
   ap.add_argument("--fresh", action="store_true", help="delete earlier demo runs and champion")
   ap.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
+  ap.add_argument("--verbose", action="store_true", help="show Airflow's full log")
+  ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = ap.parse_args(argv)
-  conf = json.loads(args.conf)
   env = airflow_env()
   os.environ.update(env)
+  if not args.child and not args.verbose:
+    log_path = REPO / "demo_output" / "demo.log"
+    print(f"Running the DAG deeplab_retrain (full log: {log_path})", flush=True)
+    summary = run_quietly([a for a in argv if a != "--json"], log_path)
+    return report(summary, args.json)
+  conf = json.loads(args.conf)
   root = env["DEEPLAB_STORAGE_ROOT"]
   if args.fresh and not root.startswith("gs://"):
     shutil.rmtree(root, ignore_errors=True)
@@ -143,8 +199,15 @@ def main(argv=None) -> int:
   dr, times = run_dag(conf)
   summary = summarize(dr, times)
   summary["wall_seconds"] = round(time.perf_counter() - start, 1)
+  if args.child:
+    print(SUMMARY_MARK + json.dumps(summary), flush=True)
+    return 0
+  return report(summary, args.json)
+
+
+def report(summary: dict, as_json: bool) -> int:
   print_summary(summary)
-  if args.json:
+  if as_json:
     print(json.dumps(summary))
   return 0 if summary["state"] == "success" else 1
 

@@ -1,4 +1,4 @@
-"""The one-way import rule (DESIGN.md): deeplab/ never imports airflow; dags/ and operators/
+"""The one-way import rule (docs/architecture.md): deeplab/ never imports airflow; dags/ and operators/
 never import tensorflow at module level. Checked statically on every file."""
 
 import ast

@@ -1,19 +1,29 @@
 """The trigger form: DAG Params grouped in sections, JSON-schema validated.
 
-Defaults are the embedded demo (synthetic data, mobilenet_v2, 2 CPU clones, a few minutes);
-every one can be overridden from the form or a run conf.
+Training defaults are the original DeepLab defaults (deeplab.config) with the embedded demo's
+overrides (deeplab.config.recipes.DEMO: synthetic data, mobilenet_v2, 2 CPU clones, about a
+minute); every one can be overridden from the form or a run conf.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param
 
-from deeplab.config import OUTPUT_STRIDES, SUPPORTED_VARIANTS
+from deeplab.config import OUTPUT_STRIDES, SUPPORTED_VARIANTS, ModelConfig, TrainConfig
+from deeplab.config.recipes import DEMO
+from deeplab.contract import FORMATS, LAUNCHERS, NAME_PATTERN
+from deeplab_pipeline.resolve import TRAIN_PARAMS
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-FORMATS = ("synthetic", "voc", "cityscapes", "ade20k", "folder")
 INIT_FROM = ("scratch", "model_zoo", "champion")
-LAUNCHERS = ("local", "kubernetes")
+def _setting_default(name):
+  """The recipe's value, else the original default declared in the config dataclasses."""
+  if name in DEMO:
+    value = DEMO[name]
+  else:
+    cls = ModelConfig if name in ModelConfig.__dataclass_fields__ else TrainConfig
+    value = cls.__dataclass_fields__[name].default
+  return list(value) if isinstance(value, tuple) else value
+
 
 # Values of the embedded default; tests and the demo use these names.
 DEFAULTS = {
@@ -23,25 +33,11 @@ DEFAULTS = {
     "converter_options": {},
     "eval_split": "val",
     "model_name": "deeplab-synthetic",
-    "model_variant": "mobilenet_v2",
-    "atrous_rates": None,
-    "output_stride": 16,
-    "decoder_output_stride": [4],
     "init_from": "scratch",
     "tf_initial_checkpoint": "",
-    "initialize_last_layer": True,
-    "num_clones": 2,
-    "train_batch_size": 8,
-    "training_number_of_steps": 500,
-    "base_learning_rate": 0.05,
-    "train_crop_size": [65, 65],
-    # Short runs from scratch (the embedded demo): the original's slow batch-norm decays leave
-    # the moving averages near their initial values and the image-pooling branch's batch norm
-    # over 4 images per clone does not carry to evaluation; either makes evaluation predict
-    # background only (mIoU 0.17). Milder scale augmentation suits 64 px images.
-    "extra_train_flags": {"backbone_batch_norm_decay": 0.9, "batch_norm_decay": 0.99,
-                          "add_image_level_feature": False, "min_scale_factor": 0.75,
-                          "max_scale_factor": 1.25},
+    **{name: _setting_default(name) for name in TRAIN_PARAMS},
+    "extra_train_flags": {k: list(v) if isinstance(v, tuple) else v
+                          for k, v in DEMO.items() if k not in TRAIN_PARAMS},
     "min_miou": 0.3,
     "miou_tolerance": 0.01,
     "launcher": "local",

@@ -8,6 +8,7 @@ a job: a bad conf fails before any work.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,14 +16,21 @@ import re
 from typing import Any, Mapping, Optional
 
 from deeplab import config as dlconfig
+from deeplab.config import fields as dlfields
+from deeplab.contract import LAUNCHERS
+from deeplab.datasets.converters.base import ConvertOptions
 
 # Characters a shell would interpret; URIs and names never need them.
 _SHELL_CHARS = set(";|&$`<>\\\"'*?!{}()[]#~\n\r\t ")
 _RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-# Flags the pipeline sets itself: a conf may not override them through extra flags.
-_RESERVED_FLAGS = {"dataset_dir", "train_logdir", "num_clones", "result_json", "output_dir",
-                   "source", "format", "checkpoint_dir", "eval_logdir", "export_path",
-                   "checkpoint_path"}
+# Settings the pipeline sets itself: a conf may not override them through extra flags.
+_RESERVED_FLAGS = {"dataset_dir", "train_logdir", "num_clones", "result_json", "config_json",
+                   "output_dir", "source", "format", "checkpoint_dir", "eval_logdir",
+                   "export_path", "checkpoint_path"}
+# Top-level Params that are training settings (the rest come through extra_train_flags).
+TRAIN_PARAMS = ("model_variant", "atrous_rates", "output_stride", "decoder_output_stride",
+                 "num_clones", "train_batch_size", "training_number_of_steps",
+                 "base_learning_rate", "train_crop_size", "initialize_last_layer")
 PIPELINE_VERSION = 1
 
 
@@ -84,20 +92,54 @@ def _check_flags(flags: Any, what: str) -> dict:
   return dict(flags)
 
 
-def config_hash(train_flags: Mapping[str, Any]) -> str:
-  """What makes two trainings the same: every flag except where the run writes."""
-  keep = {k: v for k, v in train_flags.items() if k not in ("train_logdir",)}
+def config_hash(run_config: Mapping[str, Any], fingerprint: str) -> str:
+  """What makes two trainings the same: the run's configuration except where it writes, and
+  the dataset it reads."""
+  keep = {k: v for k, v in run_config.items() if k != "train_logdir"}
+  keep["dataset_fingerprint"] = fingerprint
   return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _run_config(cfg, options: dict) -> dict:
-  """The run's config.json. The class count is only known once the dataset is converted: the
-  trainer reads it from the manifest and writes the complete config to train/config.json."""
-  out = dlconfig.to_dict(cfg)
-  if not options.get("num_classes"):
-    out["model"]["num_classes"] = None
-    out["num_classes_from"] = "the dataset's manifest.json (see train/config.json)"
-  return out
+def check_paths(settings, root: str, what: str):
+  """(settings with every path made absolute, problems): each path setting must lie inside
+  `root`. The one rule for paths, however the setting arrived (a Param, extra_train_flags,
+  converter_options)."""
+  problems, changes = [], {}
+  for f in dlfields.path_fields(type(settings)):
+    value = getattr(settings, f.name)
+    if not value:
+      continue
+    try:
+      if isinstance(value, Mapping):
+        changes[f.name] = {k: check_uri(str(v), f"{what} {f.name}", root)
+                           for k, v in value.items()}
+      else:
+        changes[f.name] = check_uri(str(value), f"{what} {f.name}", root)
+    except ConfError as e:
+      problems.append(str(e))
+  return dataclasses.replace(settings, **changes), problems
+
+
+def _train_config(conf: Mapping[str, Any], extra: Mapping[str, Any], checkpoint,
+                  num_classes, dataset_dir: str, train_logdir: str) -> "dlconfig.TrainConfig":
+  """The run's TrainConfig from the Params and extra_train_flags (not validated)."""
+  settings = {k: conf.get(k) for k in TRAIN_PARAMS}
+  settings["atrous_rates"] = settings["atrous_rates"] or None
+  settings["decoder_output_stride"] = settings["decoder_output_stride"] or None
+  settings.update(extra)
+  settings["tf_initial_checkpoint"] = settings.get("tf_initial_checkpoint") or checkpoint
+  model_names = {f.name for f in dlfields.flag_fields(dlconfig.ModelConfig)}
+  train_names = {f.name for f in dlfields.flag_fields(dlconfig.TrainConfig)}
+  unknown = sorted(set(settings) - model_names - train_names)
+  if unknown:
+    raise ConfError(f"extra_train_flags: unknown train setting(s) {unknown}; see "
+                    "`python -m deeplab train --helpfull` for the known ones")
+  model = dlconfig.from_dict(dlconfig.ModelConfig, {
+      **{k: v for k, v in settings.items() if k in model_names}, "num_classes": num_classes})
+  return dlconfig.from_dict(dlconfig.TrainConfig, {
+      **{k: v for k, v in settings.items() if k in train_names}, "model": model,
+      "dataset": conf["dataset_name"], "dataset_dir": dataset_dir,
+      "train_logdir": train_logdir})
 
 
 def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root: str,
@@ -130,8 +172,8 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
                     f"folder inside {root}")
   options = attempt(_check_flags, conf.get("converter_options") or {}, "converter_options") or {}
   extra = attempt(_check_flags, conf.get("extra_train_flags") or {}, "extra_train_flags") or {}
-  if conf["launcher"] not in ("local", "kubernetes"):
-    problems.append(f"launcher {conf['launcher']!r} must be local or kubernetes")
+  if conf["launcher"] not in LAUNCHERS:
+    problems.append(f"launcher {conf['launcher']!r} must be one of {', '.join(LAUNCHERS)}")
   elif conf["launcher"] == "kubernetes" and not root.startswith("gs://"):
     # A GPU pod cannot see the Airflow worker's disk: its inputs and outputs must be shared.
     problems.append(f"launcher kubernetes needs a gs:// storage root, but it is {root}: set "
@@ -146,48 +188,41 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
       problems.append("init_from is model_zoo but tf_initial_checkpoint is empty: give the "
                       "model.ckpt prefix of a model-zoo checkpoint inside the storage root")
     else:
-      checkpoint = attempt(check_uri, conf["tf_initial_checkpoint"], "tf_initial_checkpoint", root)
+      checkpoint = conf["tf_initial_checkpoint"]
   champion_uri = _join(root, "models", conf["model_name"], "champion.json")
   champion = load_champion(champion_uri) if not problems else None
   if init_from == "champion":
     checkpoint = (champion or {}).get("checkpoint")  # first run: no champion yet -> scratch
 
-  train_flags = {
-      "model_variant": conf["model_variant"],
-      "atrous_rates": conf.get("atrous_rates") or None,
-      "output_stride": conf["output_stride"],
-      "decoder_output_stride": conf.get("decoder_output_stride") or None,
-      "num_clones": conf["num_clones"],
-      "train_batch_size": conf["train_batch_size"],
-      "training_number_of_steps": conf["training_number_of_steps"],
-      "base_learning_rate": conf["base_learning_rate"],
-      "train_crop_size": list(conf["train_crop_size"] or []),
-      "tf_initial_checkpoint": checkpoint,
-      "initialize_last_layer": conf["initialize_last_layer"],
-      **extra,
-  }
-  # TrainConfig knows every rule of the trainer (batch vs clones, crop pair, strides, ...).
-  model_keys = {"model_variant", "atrous_rates", "output_stride", "decoder_output_stride"}
-  model_keys |= {f for f in extra if f in dlconfig.ModelConfig.__dataclass_fields__}
-  cfg = None
-  try:
-    model = dlconfig.ModelConfig(**{k: train_flags[k] for k in model_keys},
-                                 num_classes=max(2, int(options.get("num_classes", 2) or 2)))
-    cfg = dlconfig.TrainConfig(model=model, dataset=conf["dataset_name"], **{
-        k: v for k, v in train_flags.items() if k not in model_keys})
-    problems.extend(cfg.problems())
-  except (TypeError, ValueError) as e:
-    problems.append(f"invalid training setting: {e}")
+  rid = safe_run_id(run_id)
+  run_dir = _join(root, "runs", rid)
+  train_logdir = _join(run_dir, "train")
+  convert = attempt(dlconfig.from_dict, ConvertOptions,
+                    {**options, "format": fmt, "source": source or None}, "converter_options")
+  if convert is not None:
+    convert, path_problems = check_paths(convert, root, "converter_options")
+    problems.extend(path_problems)
+    for f in dlfields.path_fields(ConvertOptions):  # the job gets the absolute paths
+      if f.name in options and options[f.name]:
+        value = getattr(convert, f.name)
+        options[f.name] = ([f"{k}={v}" for k, v in value.items()]
+                           if isinstance(value, Mapping) else value)
+  num_classes = options.get("num_classes") or None
+  cfg = attempt(_train_config, conf, extra, checkpoint, num_classes, None, train_logdir)
+  if cfg is not None:
+    # TrainConfig knows every rule of the trainer (batch vs clones, crop pair, strides, ...).
+    problems.extend(p for p in cfg.problems() if p not in problems)
+    cfg, path_problems = check_paths(cfg, root, "training setting")
+    problems.extend(path_problems)
   if problems:
     raise ConfError("the run conf was rejected before any work:\n  - " + "\n  - ".join(problems))
 
   fingerprint = fingerprint_fn(fmt, source or None, options)
-  rid = safe_run_id(run_id)
-  run_dir = _join(root, "runs", rid)
   dataset_dir = _join(root, "datasets", conf["dataset_name"], fingerprint)
-  train_logdir = _join(run_dir, "train")
-  train_flags = {k: v for k, v in train_flags.items() if v is not None}
-  chash = config_hash({**train_flags, "dataset_fingerprint": fingerprint})
+  cfg = dataclasses.replace(cfg, dataset_dir=dataset_dir)
+  run_config = dlconfig.to_dict(cfg)
+  chash = config_hash(run_config, fingerprint)
+  config_uri = _join(run_dir, "config.json")
 
   build_skip = ""
   if exists_fn(_join(dataset_dir, "manifest.json")):
@@ -204,16 +239,17 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
   return {
       "run_id": rid,
       "run_dir": run_dir,
-      "config_uri": _join(run_dir, "config.json"),
-      "train_config": _run_config(cfg, options),
+      "config_uri": config_uri,
+      # runs/<run_id>/config.json: the contract. num_classes null = from the dataset manifest.
+      "train_config": run_config,
       "fingerprint": fingerprint,
       "dataset_dir": dataset_dir,
       "build_flags": options,
       "build_format": fmt,
       "build_source": source,
       "build_skip": build_skip,
-      "train_flags": {k: v for k, v in train_flags.items() if k not in ("num_clones",)},
-      "num_clones": conf["num_clones"],
+      "train_flags": {"config_json": config_uri},
+      "num_clones": cfg.num_clones,
       "train_logdir": train_logdir,
       "train_skip": train_skip,
       "config_hash": chash,

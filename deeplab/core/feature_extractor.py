@@ -15,7 +15,8 @@ import importlib
 from typing import Callable, Dict, List, Optional, Sequence
 
 from deeplab.compat import slim, tf
-from deeplab.config import MEAN_RGB, mean_pixel  # noqa: F401  (re-exported)
+from deeplab.config import MEAN_RGB
+from deeplab.errors import ConfigError
 
 # Variant -> variable scope of the ImageNet / model-zoo checkpoints.
 NAME_SCOPE: Dict[str, str] = {
@@ -98,7 +99,7 @@ PREPROCESS_FN: Dict[str, Callable] = {
 
 def _check_variant(model_variant: Optional[str]) -> str:
   if model_variant not in NAME_SCOPE:
-    raise ValueError(f"unknown model_variant {model_variant!r}; supported variants: "
+    raise ConfigError(f"unknown model_variant {model_variant!r}; supported variants: "
                      f"{', '.join(sorted(NAME_SCOPE))}")
   return model_variant
 
@@ -116,7 +117,7 @@ def decoder_end_point_keys(model_variant: str, output_stride: int) -> List[str]:
   """
   by_stride = DECODER_END_POINTS[_check_variant(model_variant)]
   if output_stride not in by_stride:
-    raise ValueError(f"{model_variant} has no decoder end point at output stride "
+    raise ConfigError(f"{model_variant} has no decoder end point at output stride "
                      f"{output_stride}; use one of {sorted(by_stride)}")
   names = by_stride[output_stride]
   if model_variant.startswith("mobilenet"):

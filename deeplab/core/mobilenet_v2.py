@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 from deeplab.compat import slim, tf
+from deeplab.errors import ConfigError
 
 SCOPE = "MobilenetV2"
 FINAL_ENDPOINT = "layer_18"
@@ -135,10 +136,10 @@ def mobilenet_v2_base(inputs, depth_multiplier: float = 1.0,
       final end point.
   """
   if depth_multiplier <= 0:
-    raise ValueError(f"depth_multiplier must be > 0, got {depth_multiplier}")
+    raise ConfigError(f"depth_multiplier must be > 0, got {depth_multiplier}")
   if output_stride is not None and (output_stride == 0 or
                                     (output_stride > 1 and output_stride % 2)):
-    raise ValueError(f"output_stride must be None, 1 or a multiple of 2, got {output_stride}")
+    raise ConfigError(f"output_stride must be None, 1 or a multiple of 2, got {output_stride}")
   num_layers = 2 + len(_BLOCKS)
   valid = [f"layer_{i}" for i in range(1, num_layers + 1)]
   if final_endpoint not in valid:

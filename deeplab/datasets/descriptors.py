@@ -2,7 +2,7 @@
 
 A dataset describes itself through its `manifest.json` (written last by `build-tfrecords`).
 TFRecords made by the original DeepLab scripts have no manifest; for them the three
-descriptors of the original data_generator.py (reference/deeplab.md §4.3) are built in and
+descriptors of the original data_generator.py (docs/compatibility.md) are built in and
 chosen by name. Nobody edits this file to add a dataset: write a manifest instead.
 """
 
@@ -13,6 +13,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from deeplab import storage
 from deeplab.datasets import features
 from deeplab.errors import UserInputError
+
+log = logging.getLogger("deeplab.datasets")
 
 MANIFEST_FORMAT_VERSION = 1
 
@@ -90,7 +92,7 @@ def get_dataset_info(dataset_dir: str, dataset_name: Optional[str] = None) -> Da
   if storage.exists(manifest_uri):
     info = manifest_to_info(storage.read_json(manifest_uri), manifest_uri)
     if dataset_name and dataset_name not in (info.name, *ORIGINAL_DATASETS):
-      logging.warning("dataset %r requested but %s describes %r; using the manifest",
+      log.warning("dataset %r requested but %s describes %r; using the manifest",
                       dataset_name, manifest_uri, info.name)
     return info
   if not dataset_name:

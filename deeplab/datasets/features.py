@@ -1,4 +1,4 @@
-"""DeepLab's TFRecord feature keys (reference/deeplab.md §4.1), in one place.
+"""DeepLab's TFRecord feature keys (docs/compatibility.md), in one place.
 
 Pure Python: the converters encode with `tf.train.Example` protos, readers parse with
 `parse_spec()`; nothing else may spell these keys.

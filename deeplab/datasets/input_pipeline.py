@@ -17,6 +17,8 @@ from deeplab.compat import tf
 from deeplab.datasets import features, preprocess
 from deeplab.errors import UserInputError
 
+log = logging.getLogger("deeplab.input")
+
 # Sample keys (the original common.py names).
 IMAGE = "image"
 LABEL = "label"
@@ -133,7 +135,7 @@ def build_dataset(dataset_dir: str, split: str, *, batch_size: int, crop_size: S
   crop_h, crop_w = _check_args(batch_size, crop_size, min_scale_factor, max_scale_factor,
                                scale_factor_step_size, num_readers)
   files = list_shards(dataset_dir, split)
-  logging.info("reading %d shard(s) of split %r from %s", len(files), split, dataset_dir)
+  log.info("reading %d shard(s) of split %r from %s", len(files), split, dataset_dir)
   with_label = split != TEST_SET
   deterministic = seed is not None
   op_seed = seed if deterministic else random.randrange(1 << 31)

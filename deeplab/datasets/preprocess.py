@@ -1,6 +1,6 @@
 """DeepLab's input preprocessing, as the original input_preprocess.py / preprocess_utils.py.
 
-reference/deeplab.md §4.4: resize_to_range (optional), random scale (training), pad bottom/right
+docs/compatibility.md: resize_to_range (optional), random scale (training), pad bottom/right
 to the crop size with the mean pixel (labels with ignore_label), random crop with the same
 offsets for image and label (training), left-right flip with p=0.5 (training). Evaluation pads
 only. Mean/std normalisation is not done here: the network does it.
@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from deeplab import config
 from deeplab.compat import tf
+from deeplab.errors import ConfigError
 
 PROB_OF_FLIP = 0.5
 
@@ -99,7 +100,7 @@ def get_random_scale(min_scale_factor: float, max_scale_factor: float, step_size
                      seed=None):
   """A constant, uniform in [min, max), or a random pick among the steps from min to max."""
   if min_scale_factor < 0 or min_scale_factor > max_scale_factor:
-    raise ValueError(f"unexpected scale range [{min_scale_factor}, {max_scale_factor}]: "
+    raise ConfigError(f"unexpected scale range [{min_scale_factor}, {max_scale_factor}]: "
                      "need 0 <= min_scale_factor <= max_scale_factor")
   if min_scale_factor == max_scale_factor:
     return tf.cast(min_scale_factor, tf.float32)

@@ -1,6 +1,6 @@
 """The model-zoo inference graph, its frozen GraphDef and the SavedModel built from it.
 
-Graph (the original export_model.py, reference/deeplab.md §5.4): uint8 `ImageTensor`
+Graph (the original export_model.py, docs/compatibility.md): uint8 `ImageTensor`
 [1, H, W, 3] -> eval preprocessing (resize to range when configured, pad to the crop with
 the mean pixel) -> the shared prediction function -> `RawSemanticPredictions` /
 `RawSemanticProbabilities` at crop size -> slice the valid region -> resize back to the

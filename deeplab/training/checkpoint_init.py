@@ -1,4 +1,4 @@
-"""Initialisation from --tf_initial_checkpoint (reference/deeplab.md §2.5, §8.1).
+"""Initialisation from --tf_initial_checkpoint (docs/compatibility.md).
 
 As the original: every global variable except global_step (and the last layers when
 initialize_last_layer is False) is restored when the checkpoint has it; missing ones keep

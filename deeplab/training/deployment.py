@@ -1,4 +1,4 @@
-"""Multi-clone deployment (slim's model_deploy, reference/deeplab.md §1).
+"""Multi-clone deployment (slim's model_deploy, docs/compatibility.md).
 
 A *clone* is one copy of the model that processes a slice of the global batch on one
 device (normally one GPU). Clones share one set of variables, which live on the variables
@@ -25,6 +25,7 @@ import collections
 from typing import Callable, Optional, Sequence
 
 from deeplab.compat import slim, tf
+from deeplab.errors import ConfigError
 
 __all__ = [
     "Clone", "DeployedModel", "DeploymentConfig", "create_clones", "optimize_clones",
@@ -60,7 +61,7 @@ class DeploymentConfig:
                num_replicas: int = 1, num_ps_tasks: int = 0, worker_job_name: str = "worker",
                ps_job_name: str = "ps", spread_cpu_clones: bool = False):
     if num_clones < 1:
-      raise ValueError(f"num_clones must be >= 1, got {num_clones}")
+      raise ConfigError(f"num_clones must be >= 1, got {num_clones}")
     if num_replicas > 1 and num_ps_tasks < 1:
       raise ValueError("When using replicas num_ps_tasks must be positive")
     if num_replicas > 1 or num_ps_tasks > 0:

@@ -1,4 +1,4 @@
-"""Learning-rate policies (reference/deeplab.md §2.2): poly, step, cosine, multi_steps.
+"""Learning-rate policies (docs/compatibility.md): poly, step, cosine, multi_steps.
 
 All policies run on `adjusted_step = max(global_step - slow_start_step, 0)`. During the
 first slow_start_step steps the rate is slow_start_learning_rate (burn-in 'none') or rises
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from deeplab.compat import tf
+from deeplab.errors import ConfigError
 
 POLICIES = ("poly", "step", "cosine", "multi_steps")
 
@@ -66,15 +67,15 @@ def get_model_learning_rate(learning_policy: str, base_learning_rate: float,
                                  max(training_number_of_steps - slow_start_step, 1))
   elif learning_policy == "multi_steps":
     if not boundaries or not boundary_learning_rates:
-      raise ValueError("learning_policy multi_steps needs boundaries and boundary_learning_rates")
+      raise ConfigError("learning_policy multi_steps needs boundaries and boundary_learning_rates")
     if len(boundary_learning_rates) != len(boundaries) + 1:
-      raise ValueError(f"multi_steps needs one more rate than boundaries, got "
+      raise ConfigError(f"multi_steps needs one more rate than boundaries, got "
                        f"{len(boundaries)} boundaries and {len(boundary_learning_rates)} rates")
     rate = tf.train.piecewise_constant_decay(
         adjusted_step, [int(b) for b in boundaries],
         [float(r) for r in boundary_learning_rates])
   else:
-    raise ValueError(f"unknown learning_policy {learning_policy!r}; choose one of {POLICIES}")
+    raise ConfigError(f"unknown learning_policy {learning_policy!r}; choose one of {POLICIES}")
   rate = tf.cast(rate, tf.float32)
 
   if slow_start_burnin_type == "none":
@@ -84,7 +85,7 @@ def get_model_learning_rate(learning_policy: str, base_learning_rate: float,
     adjusted_slow_start = (slow_start_learning_rate
                            + (base_learning_rate - slow_start_learning_rate) * fraction)
   else:
-    raise ValueError(f"unknown slow_start_burnin_type {slow_start_burnin_type!r}; "
+    raise ConfigError(f"unknown slow_start_burnin_type {slow_start_burnin_type!r}; "
                      "choose 'none' or 'linear'")
   return tf.where(step < slow_start_step, adjusted_slow_start, rate, name="learning_rate")
 

@@ -1,4 +1,4 @@
-"""Softmax cross-entropy for segmentation (reference/deeplab.md §2.3).
+"""Softmax cross-entropy for segmentation (docs/compatibility.md).
 
 Pixels labelled ignore_label weigh 0; other pixels weigh label_weights (a float, or one
 weight per class). With top_k_percent_pixels < 1 only the hardest pixels count (hard-pixel
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 from deeplab.compat import tf
+from deeplab.errors import ConfigError
 
 Weights = Union[float, Sequence[float], None]
 
@@ -41,13 +42,13 @@ def get_label_weight_mask(labels, ignore_label: int, num_classes: int,
   if isinstance(label_weights, (list, tuple)) and len(label_weights) == 1:
     label_weights = float(label_weights[0])
   if not isinstance(label_weights, (float, int, list, tuple)):
-    raise ValueError(f"label_weights must be a float or a list of floats, got {label_weights!r}")
+    raise ConfigError(f"label_weights must be a float or a list of floats, got {label_weights!r}")
   labels = tf.reshape(labels, [-1])
   not_ignore = tf.to_float(tf.not_equal(labels, ignore_label))
   if isinstance(label_weights, (float, int)):
     return not_ignore * float(label_weights)
   if len(label_weights) != num_classes:
-    raise ValueError(f"label_weights has {len(label_weights)} values but there are "
+    raise ConfigError(f"label_weights has {len(label_weights)} values but there are "
                      f"{num_classes} classes; give one weight per class")
   weights = tf.constant(label_weights, tf.float32)
   # one_hot of an ignored or out-of-range label is all zeros, so its weight is 0 too.

@@ -1,33 +1,21 @@
 """Training helpers: gradient multipliers and the original's TensorBoard summaries.
 
-The loss, the learning-rate policies and the checkpoint initialisation live in
-deeplab/losses.py, deeplab/learning_rate.py and deeplab/checkpoint_init.py; they are
-re-exported here under the original train_utils names.
+The original's train_utils also held the loss, the learning-rate policies and the checkpoint
+initialisation; here they are training/losses.py, learning_rate.py and checkpoint_init.py.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from deeplab.training.checkpoint_init import get_model_init_fn, stage_initial_checkpoint  # noqa: F401
+from deeplab import model
 from deeplab.compat import tf
 from deeplab.training.deployment import scalar_summary
-from deeplab.training.learning_rate import get_model_learning_rate  # noqa: F401
-from deeplab.training.losses import (  # noqa: F401
-    add_softmax_cross_entropy_loss_for_each_scale, get_label_weight_mask)
-
-# The original model.get_extra_layer_scopes; used when deeplab.model is not importable.
-LAST_LAYERS = ("logits", "image_pooling", "aspp", "concat_projection", "decoder",
-               "meta_architecture")
 
 
 def extra_layer_scopes(last_layers_contain_logits_only: bool) -> list:
   """['logits'] or the whole DeepLab head (the original model.get_extra_layer_scopes)."""
-  try:
-    from deeplab import model
-    return list(model.get_extra_layer_scopes(last_layers_contain_logits_only))
-  except (ImportError, AttributeError):
-    return ["logits"] if last_layers_contain_logits_only else list(LAST_LAYERS)
+  return list(model.get_extra_layer_scopes(last_layers_contain_logits_only))
 
 
 def get_model_gradient_multipliers(last_layers: Sequence[str],

@@ -35,7 +35,7 @@ class KubernetesLauncher(Launcher):
     limits = dict(s.limits)
     requests = dict(s.requests)
     if num_gpus > 0:
-      # Extended resources need request == limit; one GPU per clone (DESIGN.md, model_deploy).
+      # Extended resources need request == limit; one GPU per clone (one clone per GPU, as model_deploy).
       limits[s.gpu_resource] = str(int(num_gpus))
       requests[s.gpu_resource] = str(int(num_gpus))
     resources = k8s.V1ResourceRequirements(limits=limits or None, requests=requests or None)

@@ -75,8 +75,8 @@ def test_default_conf_resolves(dag, tmp_path):
   root = str(tmp_path)
   assert plan["dataset_dir"] == f"{root}/datasets/synthetic/{'f' * 16}"
   assert plan["run_dir"].startswith(f"{root}/runs/manual__2026-11-26T02_00_00_00_00-")
-  assert plan["train_flags"]["train_crop_size"] == [65, 65]
-  assert "tf_initial_checkpoint" not in plan["train_flags"]  # scratch
+  assert plan["train_config"]["train_crop_size"] == [65, 65]
+  assert plan["train_config"]["tf_initial_checkpoint"] is None  # scratch
   assert plan["build_skip"] == "" and plan["train_skip"] == ""
   assert plan["train_config"]["num_clones"] == 2
 
@@ -114,9 +114,9 @@ def test_scheduled_run_equal_to_champion_skips_training_unless_forced(dag, tmp_p
 def test_init_from_champion_uses_its_checkpoint(dag, tmp_path):
   champion = {"checkpoint": f"{tmp_path}/runs/r0/train/model.ckpt-300"}
   plan = check(dag, {"init_from": "champion"}, str(tmp_path), champion=champion)
-  assert plan["train_flags"]["tf_initial_checkpoint"] == champion["checkpoint"]
+  assert plan["train_config"]["tf_initial_checkpoint"] == champion["checkpoint"]
   first = check(dag, {"init_from": "champion"}, str(tmp_path), champion=None)
-  assert "tf_initial_checkpoint" not in first["train_flags"]
+  assert first["train_config"]["tf_initial_checkpoint"] is None
 
 
 @pytest.mark.parametrize("run_id,safe", [
@@ -135,7 +135,6 @@ def test_run_ids_become_filesystem_safe(run_id, safe):
 def test_run_config_leaves_the_class_count_to_the_dataset(dag, tmp_path):
   plan = check(dag, {}, str(tmp_path))
   assert plan["train_config"]["model"]["num_classes"] is None
-  assert "manifest" in plan["train_config"]["num_classes_from"]
   plan = check(dag, {"dataset_format": "folder", "source_uri": "raw/x",
                      "converter_options": {"num_classes": 7}}, str(tmp_path))
   assert plan["train_config"]["model"]["num_classes"] == 7

@@ -1,4 +1,4 @@
-"""The team's DAG policy, written down (STYLE.md §13)."""
+"""The team's DAG policy, written down (docs/architecture.md)."""
 
 import datetime
 import json

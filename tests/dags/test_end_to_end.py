@@ -48,7 +48,13 @@ def test_demo_local_twice_second_run_skips_conversion(tmp_path):
   assert first["promoted"] is True
   champion = json.loads(pathlib.Path(first["champion"]).read_text())
   assert champion["run_id"] in first["run_dir"]
-  assert pathlib.Path(first["run_dir"], "config.json").is_file()
+  # runs/<run_id>/config.json is the contract: training adds the resolved class count only.
+  run_config = json.loads(pathlib.Path(first["run_dir"], "config.json").read_text())
+  trained = json.loads(pathlib.Path(first["run_dir"], "train", "config.json").read_text())
+  assert run_config["model"].pop("num_classes") is None
+  assert trained["model"].pop("num_classes") == 5
+  assert trained == run_config
+  assert trained["dataset"] == "synthetic" and trained["train_crop_size"] == [33, 33]
 
   second = run_demo(tmp_path, root)
   assert second["tasks"]["build_tfrecords"]["state"] == "skipped"

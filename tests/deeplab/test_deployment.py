@@ -1,6 +1,6 @@
 """model_deploy on CPU: device strings, scopes, shared variables, gradient equivalence.
 
-The multi-clone graphs run on logical CPU devices (session_config), as STYLE.md §14 asks.
+The multi-clone graphs run on logical CPU devices (session_config), so multi-GPU code is tested without GPUs.
 """
 
 import numpy as np

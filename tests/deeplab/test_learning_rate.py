@@ -1,4 +1,4 @@
-"""Learning-rate policies against closed-form values (reference/deeplab.md §2.2)."""
+"""Learning-rate policies against closed-form values (docs/compatibility.md)."""
 
 import math
 

@@ -1,7 +1,7 @@
 """deeplab.model: output sizes, checkpoint scope names, pyramid merge and prediction.
 
 Scope names and the logits-size rule come from the original research/deeplab/model.py
-(reference/deeplab.md §5.2, §6.1-6.2). Tests of checkpoint names and shapes build the real
+(docs/compatibility.md). Tests of checkpoint names and shapes build the real
 MobileNet-v2; tests of the head's behaviour (pyramid, pooling, prediction) use the
 ``tiny_backbone`` fixture, because building MobileNet-v2 costs about a second each time.
 """

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from deeplab.config.fields import coerce_tuples, setting
 from deeplab.contract import FORMATS
-from deeplab.errors import UserInputError
+from deeplab.errors import ConfigError, UserInputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,8 @@ class ConvertOptions:
                                               kind="list")
   # name -> list file; the flag's form is a list of name=path.
   split_lists: Optional[Dict[str, str]] = setting(
-      None, "folder: name=list_file pairs (default <source>/splits/*.txt).", kind="list")
+      None, "folder: name=list_file pairs (default <source>/splits/*.txt).", kind="list",
+      path=True)
   val_ratio: float = setting(0.2, "folder without list files: share of examples in val.")
   seed: int = setting(0, "Seed of the folder train/val split and of synthetic data.")
   synthetic_num_train: int = setting(120, "synthetic: training examples.")
@@ -78,7 +79,7 @@ def parse_split_lists(items: Sequence[str]) -> Optional[Dict[str, str]]:
   for item in items:
     name, sep, path = str(item).partition("=")
     if not sep or not name or not path:
-      raise UserInputError(f"--split_lists entry {item!r} is not name=path; e.g. "
+      raise ConfigError(f"--split_lists entry {item!r} is not name=path; e.g. "
                            "--split_lists=train=lists/train.txt,val=lists/val.txt")
     out[name] = path
   return out or None

@@ -9,7 +9,7 @@ block4 = one {'depth': 2048, 'depth_bottleneck': 512, 'stride': 1,
 'unit_rate': r} unit per multi_grid entry; `bottleneck` in scope 'bottleneck_v1'
 with 'shortcut' (1x1 conv only when the depth changes), 'conv1', 'conv2'
 (3x3, rate = rate * unit_rate), 'conv3'. The scope is 'resnet_v1_50' /
-'resnet_v1_101' (no '_beta'). Decoder end points: reference/deeplab.md §6.3.
+'resnet_v1_101' (no '_beta'). Decoder end points: docs/compatibility.md
 
 Variable counts (every conv: weights + BatchNorm gamma/beta/moving_mean/
 moving_variance = 5, no biases):

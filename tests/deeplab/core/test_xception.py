@@ -9,7 +9,7 @@ and [1536, 1536, 2048] 'none' with activation in the separable convs (exit);
 `separable_conv2d_same` splits each separable conv into '<name>_depthwise'
 (slim.separable_conv2d with num_outputs=None, so batch norm follows the depthwise
 conv) and '<name>_pointwise' (1x1 slim.conv2d). Decoder end points:
-reference/deeplab.md §6.3 (feature_extractor.networks_to_feature_maps).
+docs/compatibility.md (feature_extractor.networks_to_feature_maps).
 
 Variable counts, derived from that layout (every conv has weights + BatchNorm
 gamma/beta/moving_mean/moving_variance = 5 variables, no biases):

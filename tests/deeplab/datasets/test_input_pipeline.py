@@ -33,7 +33,7 @@ def _int(value):
 
 
 def original_example(image, label, filename, image_format="jpeg"):
-  """build_data.image_seg_to_tfexample, field for field (reference/deeplab.md §4.1)."""
+  """build_data.image_seg_to_tfexample, field for field (docs/compatibility.md)."""
   encoded = _encode(image, "JPEG" if image_format == "jpeg" else "PNG")
   return tf.train.Example(features=tf.train.Features(feature={
       features.IMAGE_ENCODED: _bytes(encoded),

@@ -1,4 +1,4 @@
-"""deeplab.datasets.preprocess: DeepLab's resize/scale/pad/crop/flip (reference/deeplab.md §4.4)."""
+"""deeplab.datasets.preprocess: DeepLab's resize/scale/pad/crop/flip (docs/compatibility.md)."""
 
 import numpy as np
 import pytest
