@@ -24,9 +24,21 @@ log = logging.getLogger("deeplab")
 VERBOSE_ENV = "DEEPLAB_VERBOSE"
 
 
+class _StdoutHandler(logging.StreamHandler):
+  """Writes to whatever sys.stdout is now (tests swap it), one flushed line per record."""
+
+  @property
+  def stream(self):
+    return sys.stdout
+
+  @stream.setter
+  def stream(self, value):
+    del value
+
+
 def _setup_logging() -> None:
   # One line per record, flushed at once: operators stream this into the Airflow task log.
-  handler = logging.StreamHandler(sys.stdout)
+  handler = _StdoutHandler()
   handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
   root = logging.getLogger()
   root.handlers[:] = [handler]

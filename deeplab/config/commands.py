@@ -32,7 +32,20 @@ class TrainJobFlags(JobFlags):
 
 
 @dataclasses.dataclass(frozen=True)
-class IgnoredTrainFlags:
+class NoQuantization:
+  """The original's quantization-aware training, which this port does not have."""
+
+  quantize_delay_step: int = setting(-1, "Quantisation is not supported (must stay < 0).")
+
+  def problems(self) -> list:
+    if self.quantize_delay_step >= 0:
+      return ["--quantize_delay_step >= 0 (quantization-aware training) is not supported; "
+              "leave it at -1"]
+    return []
+
+
+@dataclasses.dataclass(frozen=True)
+class IgnoredTrainFlags(NoQuantization):
   """Original train.py flags of modes this port does not have: accepted, checked, unused."""
 
   startup_delay_steps: int = setting(15, "Ignored (replicas are not supported).")
@@ -41,13 +54,9 @@ class IgnoredTrainFlags:
   profile_logdir: Optional[str] = setting(None, "Not supported; ignored with a warning.",
                                           kind="string")
   drop_path_keep_prob: float = setting(1.0, "NAS only; not supported.")
-  quantize_delay_step: int = setting(-1, "Not supported (must stay < 0).")
 
   def problems(self) -> list:
-    out = []
-    if self.quantize_delay_step >= 0:
-      out.append("--quantize_delay_step >= 0 (quantization-aware training) is not supported; "
-                 "leave it at -1")
+    out = super().problems()
     if self.drop_path_keep_prob != 1.0:
       out.append("--drop_path_keep_prob applies to NAS backbones, which are not supported; "
                  "leave it at 1.0")
@@ -55,38 +64,26 @@ class IgnoredTrainFlags:
 
 
 @dataclasses.dataclass(frozen=True)
-class IgnoredPassFlags:
-  """Original eval.py / vis.py flags of the polling loop: evaluation is always one pass."""
+class IgnoredEvalFlags(NoQuantization):
+  """Original eval.py flags of the polling loop: evaluation is always one pass."""
 
   master: str = setting("", "Unused; accepted for compatibility.")
   eval_interval_secs: int = setting(300, "Unused: one pass, no polling.")
-  quantize_delay_step: int = setting(-1, "Quantisation is not supported (must be -1).")
-
-  def problems(self) -> list:
-    if self.quantize_delay_step >= 0:
-      return ["--quantize_delay_step is not supported; leave it at -1"]
-    return []
-
-
-@dataclasses.dataclass(frozen=True)
-class IgnoredEvalFlags(IgnoredPassFlags):
   max_number_of_evaluations: int = setting(0, "Accepted; always one pass.")
 
 
 @dataclasses.dataclass(frozen=True)
-class IgnoredVisFlags(IgnoredPassFlags):
+class IgnoredVisFlags(NoQuantization):
+  """Original vis.py flags of the polling loop: vis is always one pass."""
+
+  master: str = setting("", "Unused; accepted for compatibility.")
+  eval_interval_secs: int = setting(300, "Unused: one pass, no polling.")
   max_number_of_iterations: int = setting(0, "Accepted; vis is always one pass.")
 
 
 @dataclasses.dataclass(frozen=True)
-class IgnoredExportFlags:
+class IgnoredExportFlags(NoQuantization):
   num_classes: int = setting(21, "Ignored: the class count comes from config.json.")
-  quantize_delay_step: int = setting(-1, "Quantisation is not supported (must be -1).")
-
-  def problems(self) -> list:
-    if self.quantize_delay_step >= 0:
-      return ["--quantize_delay_step is not supported; leave it at -1"]
-    return []
 
 
 # command -> the setting classes whose fields are its flags (no flag name twice per command).
