@@ -122,7 +122,9 @@ class KubernetesLauncher(Launcher):
       if code is None:
         raise  # no exit code (API error, pod never started, timeout): transient, Airflow retries
       tail = self._termination_message(op) or (str(e),)
+      self._pod_operator = None  # the job ended and KPO cleaned up: nothing left to kill
       return JobResult(exit_code=code, tail=tail, result=None)
+    self._pod_operator = None
     return JobResult(exit_code=0, result=result if isinstance(result, dict) else None)
 
   @staticmethod

@@ -87,11 +87,25 @@ class FakeCluster:
     self.created = 0
     self.deleted: list = []
     self.api_client = ApiClient()  # PodManager serialises pods with it (no request is sent)
+    self.cut_off = False
+    self.cut_off_after_create = False
 
   # -- bookkeeping -------------------------------------------------------------------------
   def _record(self, method: str) -> None:
     assert method in API_CALLS, f"the launcher called {method}, which API_CALLS does not list"
+    if self.cut_off:
+      self.calls.append(f"{method} (refused)")
+      raise ApiException(status=403, reason="this worker is cut off from the API server")
     self.calls.append(method)
+
+  def cut_off_worker(self) -> None:
+    """From now on every call fails, as for a worker that lost the API server or died."""
+    self.cut_off = True
+    self.calls.append("--- worker cut off ---")
+
+  def heal(self) -> None:
+    self.cut_off = False
+    self.calls.append("--- a new try on a healthy worker ---")
 
   def verbs(self) -> set:
     """{(resource, verb)} the recorded calls need."""
@@ -129,7 +143,11 @@ class FakeCluster:
   def create_namespaced_pod(self, body, namespace, **kwargs):
     self._record("create_namespaced_pod")
     self.created += 1
-    return self.add_running_pod(_as_pod(body))
+    pod = self.add_running_pod(_as_pod(body))
+    if self.cut_off_after_create:
+      self.cut_off_after_create = False
+      self.cut_off_worker()
+    return pod
 
   def read_namespaced_pod(self, name, namespace, **kwargs):
     self._record("read_namespaced_pod")
@@ -154,7 +172,8 @@ class FakeCluster:
 
   def delete_namespaced_pod(self, name, namespace, **kwargs):
     self._record("delete_namespaced_pod")
-    self.pods.pop((namespace, name), None)
+    self._pod(name, namespace)  # 404 when already gone
+    del self.pods[(namespace, name)]
     self.deleted.append(name)
 
   def read_namespaced_pod_log(self, name, namespace, container=None, timestamps=False,

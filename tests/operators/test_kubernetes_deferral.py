@@ -100,7 +100,8 @@ def test_success_returns_the_result_json_from_the_sidecar(monkeypatch):
     event = asyncio.run(_first_event(deferred.trigger))
     assert event["status"] == "success"
     assert _resume(op, deferred, context, event) == result
-  assert cluster.deleted and not cluster.pods  # on_finish_action="delete_pod"
+  (name,) = cluster.deleted  # on_finish_action="delete_pod", once: nothing left to kill after
+  assert not cluster.pods and cluster.calls.count("delete_namespaced_pod") == 1
 
 
 @pytest.mark.parametrize("code,fails_without_retry", [(2, True), (3, True), (1, False),
