@@ -13,6 +13,7 @@ JobResult, so the exit-code policy of the operator holds either way.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Mapping, Optional, Sequence
 
 from operators import settings as settings_mod
@@ -24,6 +25,11 @@ XCOM_RESULT_PATH = "/airflow/xcom/return.json"
 # termination message: the reason a job failed survives the pod's deletion and needs no
 # log-reading call after the fact.
 TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
+
+
+def _task_timeout(context: Any) -> Optional[datetime.timedelta]:
+  """The execution_timeout of the task running the launcher (None outside a task)."""
+  return getattr((context or {}).get("task"), "execution_timeout", None)
 
 
 def _pod_operator_class():
@@ -52,8 +58,13 @@ class KubernetesLauncher(Launcher):
     self.settings = settings or settings_mod.kubernetes_settings()
     self._pod_operator = None
 
-  def build_pod_operator(self, argv: Sequence[str], *, num_gpus: int = 0):
-    """A KubernetesPodOperator for one job (not attached to any DAG)."""
+  def build_pod_operator(self, argv: Sequence[str], *, num_gpus: int = 0,
+                         execution_timeout: Optional[datetime.timedelta] = None):
+    """A KubernetesPodOperator for one job (not attached to any DAG).
+
+    `execution_timeout` is the calling task's: KPO turns it into the trigger's deadline, so a
+    deferred task still times out (the task runner's own timeout only covers the worker).
+    """
     from kubernetes.client import models as k8s
 
     s = self.settings
@@ -95,6 +106,7 @@ class KubernetesLauncher(Launcher):
         on_finish_action="delete_pod",
         on_kill_action="delete_pod",
         log_events_on_failure=True,
+        execution_timeout=execution_timeout,
     )
 
   def build_pod(self, argv: Sequence[str], *, num_gpus: int = 0, context: Any = None):
@@ -104,13 +116,15 @@ class KubernetesLauncher(Launcher):
 
   def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0) -> JobResult:
     """Creates (or, durable, re-attaches to) the pod; raises TaskDeferred when deferrable."""
-    self._pod_operator = op = self.build_pod_operator(argv, num_gpus=num_gpus)
+    self._pod_operator = op = self.build_pod_operator(
+        argv, num_gpus=num_gpus, execution_timeout=_task_timeout(context))
     return self._job_result(op, lambda: op.execute(context))
 
   def resume(self, argv: Sequence[str], event: Mapping[str, Any], *, context: Any = None,
              num_gpus: int = 0) -> JobResult:
     """After the triggerer's event: logs, XCom, cleanup and the exit code, as KPO does."""
-    self._pod_operator = op = self.build_pod_operator(argv, num_gpus=num_gpus)
+    self._pod_operator = op = self.build_pod_operator(
+        argv, num_gpus=num_gpus, execution_timeout=_task_timeout(context))
     return self._job_result(op, lambda: op.trigger_reentry(context, dict(event)))
 
   def _job_result(self, op, call) -> JobResult:

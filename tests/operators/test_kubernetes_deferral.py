@@ -154,3 +154,17 @@ def test_the_base_container_keeps_its_last_lines_as_termination_message():
   assert base.termination_message_policy == TERMINATION_MESSAGE_POLICY == "FallbackToLogsOnError"
   sidecar = next(c for c in pod.spec.containers if c.name != "base")
   assert sidecar.termination_message_policy is None
+
+
+def test_the_tasks_execution_timeout_becomes_the_triggers_deadline(monkeypatch):
+  import datetime
+
+  with fake_kubernetes.installed(monkeypatch, fake_kubernetes.FakeCluster()):
+    op, context = _operator(), _context()
+    op.execution_timeout = datetime.timedelta(hours=12)
+    context["task"] = op
+    context["ti"].start_date = datetime.datetime.now(datetime.timezone.utc)
+    deferred = _defer(op, context)
+  deadline = deferred.trigger.trigger_kwargs["_execution_deadline"]
+  assert abs(deadline - (context["ti"].start_date.timestamp() + 12 * 3600)) < 1
+  assert deferred.timeout >= datetime.timedelta(hours=12)  # the framework's backstop, padded
