@@ -11,6 +11,7 @@ from kubernetes.client import ApiClient
 
 from operators.settings import kubernetes_settings
 from tests.operators.fake_kubernetes import API_CALLS
+from tests.pins import requirement_pins
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -94,6 +95,7 @@ def test_helm_values_use_these_accounts_and_settings():
   for component in ("workers", "triggerer"):
     assert values[component]["serviceAccount"] == {"create": False,
                                                    "name": launcher.metadata.name}
+  assert values["airflowVersion"] == requirement_pins()["apache-airflow"]
   env = {e["name"]: e["value"] for e in values["env"]}
   settings = kubernetes_settings(env)  # the same parser as the workers'
   assert settings.namespace == "deeplab" and settings.deferrable is True
