@@ -65,7 +65,10 @@ class DeepLabCommandOperator(BaseOperator):
         argv, context=context, num_gpus=self.num_gpus()))
 
   def execute_complete(self, context, event: Mapping[str, Any], **kwargs) -> dict:
-    """Resumes on a worker once the triggerer saw the job end (deferrable launchers)."""
+    """Resumes on a worker once the triggerer saw the job end (deferrable launchers).
+
+    :param event: the trigger's event (KubernetesPodTrigger: status, pod name and namespace).
+    """
     return self._run_job(lambda launcher, argv: launcher.resume(
         argv, event, context=context, num_gpus=self.num_gpus()))
 
