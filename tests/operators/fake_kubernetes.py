@@ -10,6 +10,7 @@ deploy/k8s/launcher-rbac.yaml must grant exactly.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from typing import Iterator, Optional
@@ -236,6 +237,7 @@ class FakeAsyncHook:
     self.cluster = cluster
 
   async def get_pod(self, name, namespace):
+    await asyncio.sleep(0)  # a real request yields to the event loop (the events watch runs)
     return self.cluster.read_namespaced_pod(name, namespace)
 
   async def delete_pod(self, name, namespace, grace_period_seconds=None):
@@ -246,6 +248,7 @@ class FakeAsyncHook:
 
   async def watch_pod_events(self, name, namespace, resource_version=None, timeout_seconds=30):
     self.cluster._record("watch_namespaced_event")
+    await asyncio.sleep(timeout_seconds)  # a watch without events holds until its timeout
     return
     yield  # an async generator with no events
 

@@ -168,3 +168,16 @@ def test_the_tasks_execution_timeout_becomes_the_triggers_deadline(monkeypatch):
   deadline = deferred.trigger.trigger_kwargs["_execution_deadline"]
   assert abs(deadline - (context["ti"].start_date.timestamp() + 12 * 3600)) < 1
   assert deferred.timeout >= datetime.timedelta(hours=12)  # the framework's backstop, padded
+
+
+def test_a_failed_job_uses_every_listed_api_call_and_no_other(monkeypatch):
+  # _record rejects calls missing from API_CALLS; this shows none of the list is unused, so
+  # the Role built from it (tests/deploy/test_k8s_manifests.py) grants nothing KPO does not use.
+  with fake_kubernetes.installed(monkeypatch, fake_kubernetes.FakeCluster(
+      exit_code=2, message=WHY)) as cluster:
+    op, context = _operator(), _context()
+    deferred = _defer(op, context)
+    event = asyncio.run(_first_event(deferred.trigger))
+    with pytest.raises(AirflowFailException):
+      _resume(op, deferred, context, event)
+  assert set(cluster.calls) == set(fake_kubernetes.API_CALLS)
