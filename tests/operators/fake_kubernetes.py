@@ -3,8 +3,8 @@
 `FakeCluster` plays the API server: the synchronous `CoreV1Api` that KPO and its PodManager use
 on the worker, and the `AsyncKubernetesHook` that KubernetesPodTrigger uses in the triggerer.
 Pods are real `kubernetes.client` models; the base container's states are scripted. Every call
-is recorded as (method, resource, verb) and a call missing from API_CALLS fails the test: that
-table is the one list of what the launcher asks the API server, which the Role in
+is recorded by method name, and a call missing from API_CALLS fails the test: that table is the
+one list of what the launcher asks the API server, which the Role in
 deploy/k8s/launcher-rbac.yaml must grant exactly.
 """
 
@@ -70,10 +70,12 @@ def _terminated(code: int, message: Optional[str] = None):
 
 
 class FakeCluster:
-  """One namespace's pods. `script` is the base container's exit: (code, termination message).
+  """The pods of a cluster, and how their job ends.
 
-  A created pod is Running; after `running_reads` reads its base container terminates with the
-  scripted code; once the sidecar has been stopped (exec) the pod reaches Succeeded/Failed.
+  A created pod is Running; after `running_reads` reads its base container terminates with
+  `exit_code` (and, when it failed, `message` as the termination message that Kubernetes keeps
+  from its output); its logs are `log_lines`, its sidecar serves `result` as the XCom; once
+  the sidecar has been stopped (exec) the pod reaches Succeeded/Failed.
   """
 
   def __init__(self, *, exit_code: int = 0, message: Optional[str] = None,
