@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import (AirflowException, AirflowFailException, AirflowSkipException,
+                                    TaskDeferred)
 
 from deeplab.contract import LAUNCHERS, NON_RETRYABLE, exit_meaning
 from operators.argv import deeplab_argv
@@ -56,12 +57,32 @@ class DeepLabCommandOperator(BaseOperator):
     if self.skip_reason and str(self.skip_reason).strip() not in ("", "None"):
       self.log.info("Skipping: %s", self.skip_reason)
       raise AirflowSkipException(str(self.skip_reason))
+    return self._run_job(lambda launcher, argv: launcher.run(
+        argv, context=context, num_gpus=self.num_gpus()))
+
+  def execute_complete(self, context, event: Mapping[str, Any], **kwargs) -> dict:
+    """Resumes on a worker once the triggerer saw the job end (deferrable launchers).
+
+    :param event: the trigger's event (KubernetesPodTrigger: status, pod name and namespace).
+    """
+    return self._run_job(lambda launcher, argv: launcher.resume(
+        argv, event, context=context, num_gpus=self.num_gpus()))
+
+  def _run_job(self, start) -> dict:
     argv = deeplab_argv(self.command, self.command_flags())
     self._launcher = make_launcher(str(self.launcher), task_id=self.task_id, log=self.log)
+    deferred = False
     try:
-      job = self._launcher.run(argv, context=context, num_gpus=self.num_gpus())
+      job = start(self._launcher, argv)
+    except TaskDeferred as d:
+      # The job runs on, watched by the triggerer; this worker slot is freed. Resuming comes
+      # back here (execute_complete), so the exit-code policy below applies after the trigger.
+      deferred = True
+      self.defer(trigger=d.trigger, method_name="execute_complete", kwargs=d.kwargs,
+                 timeout=d.timeout)
     finally:
-      self._launcher.kill()  # no-op when the job is over; stops it on any exception
+      if not deferred:
+        self._launcher.kill()  # no-op when the job is over; stops it on any exception
     return self._map_result(job)
 
   def _map_result(self, job: JobResult) -> dict:

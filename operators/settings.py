@@ -52,6 +52,10 @@ class KubernetesSettings:
   startup_timeout_seconds: int = 600
   termination_grace_period: int = 60
   labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  # The triggerer watches the pod (no worker slot held for hours); false: the worker waits.
+  deferrable: bool = True
+  poll_interval: float = 10.0  # seconds between pod status reads while waiting
+  logging_interval: Optional[int] = 300  # seconds between log fetches into the task log
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> "KubernetesSettings":

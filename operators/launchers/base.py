@@ -34,6 +34,11 @@ class Launcher(abc.ABC):
   def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0) -> JobResult:
     """Starts the job, streams its output into the task log and waits for it."""
 
+  def resume(self, argv: Sequence[str], event: Any, *, context: Any = None,
+             num_gpus: int = 0) -> JobResult:
+    """Finishes a job whose `run` deferred (raised TaskDeferred), given the trigger's event."""
+    raise NotImplementedError(f"{type(self).__name__} never defers, so it cannot resume")
+
   @abc.abstractmethod
   def kill(self) -> None:
     """Stops the running job and everything it started; safe to call at any time."""

@@ -4,6 +4,8 @@ import json
 import pathlib
 import re
 
+from tests.pins import dockerfile_pins, requirement_pins
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
@@ -38,13 +40,8 @@ def test_copies_only_the_deeplab_package():
 
 
 def test_pins_match_requirements_txt():
-  reqs = {}
-  for line in (ROOT / "requirements.txt").read_text().splitlines():
-    m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", line.strip())
-    if m:
-      reqs[m.group(1).lower()] = m.group(2)
-  pins = dict((n.lower(), v) for n, v in re.findall(r"\s([A-Za-z0-9_.-]+)==([0-9][^\s\\]*)",
-                                                      DOCKERFILE))
+  reqs = requirement_pins()
+  pins = dockerfile_pins(DOCKERFILE)
   for needed in ("tf-keras", "tf-slim", "google-cloud-storage"):
     assert needed in pins, f"{needed} not installed in the image"
   for name, version in pins.items():

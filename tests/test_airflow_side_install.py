@@ -1,0 +1,83 @@
+"""The Airflow-side install: a fresh venv with only `pip install <repo>` (no [train] extra).
+
+It must parse the DAG (a lone copy of dags/deeplab_retrain.py in another folder, as in any
+Airflow's DAGs folder) and run resolve_config, gate and promote against the storage emulator,
+with TensorFlow neither installed nor imported. pip reads its cache (~/.cache/pip) and skips
+byte-compiling; still the slowest test of its kind (about a minute), so it is marked slow.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PROBE = pathlib.Path(__file__).with_name("airflow_side_probe.py")
+# What `pip install <repo>` needs of the checkout (what a wheel build reads).
+SOURCES = ("pyproject.toml", "README.md", "deeplab", "operators", "dags")
+
+
+def _copy_sources(dest: pathlib.Path) -> None:
+  # A copy, so that pip's in-tree build (build/, *.egg-info) never lands in the checkout.
+  ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.egg-info")
+  for name in SOURCES:
+    src = ROOT / name
+    if src.is_dir():
+      shutil.copytree(src, dest / name, ignore=ignore)
+    else:
+      shutil.copy2(src, dest / name)
+
+
+@pytest.mark.slow
+def test_airflow_side_install_has_no_tensorflow_and_runs_the_light_tasks(tmp_path, gcs_bucket):
+  started = time.monotonic()
+  src, venv = tmp_path / "src", tmp_path / "venv"
+  src.mkdir()
+  _copy_sources(src)
+  subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+  python = str(venv / "bin" / "python")
+  env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+  install = subprocess.run(
+      [python, "-m", "pip", "install", "--no-compile", "--disable-pip-version-check", "-q",
+       str(src)], env=env, capture_output=True, text=True)
+  assert install.returncode == 0, install.stderr[-3000:]
+  installed_at = time.monotonic()
+
+  # Only the DAG file, in a folder of its own: it must find everything else installed.
+  dags = tmp_path / "airflow" / "dags"
+  dags.mkdir(parents=True)
+  shutil.copy2(ROOT / "dags" / "deeplab_retrain.py", dags)
+  probe = tmp_path / "probe" / PROBE.name
+  probe.parent.mkdir()
+  shutil.copy2(PROBE, probe)
+  result = tmp_path / "probe.json"
+  env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False",
+             AIRFLOW__CORE__DAGS_FOLDER=str(dags), PROBE_DAGS=str(dags), PROBE_OUT=str(result),
+             DEEPLAB_STORAGE_ROOT=f"gs://{gcs_bucket}/deeplab")
+  run = subprocess.run([python, str(probe)], env=env, cwd=probe.parent, capture_output=True,
+                       text=True, timeout=300)
+  assert run.returncode == 0, run.stderr[-3000:]
+  out = json.loads(result.read_text())
+  print(f"airflow-side install: venv + pip {installed_at - started:.1f}s, "
+        f"probe {time.monotonic() - installed_at:.1f}s")
+
+  assert out["tensorflow"] is None, "the default install pulled TensorFlow in"
+  assert out["import_errors"] == {}
+  assert out["tensorflow_loaded"] == []
+  assert {"resolve_config", "build_tfrecords", "train", "evaluate", "gate", "export",
+          "promote"} == set(out["tasks"])
+  site = str(venv)
+  for name, path in out["module_files"].items():
+    assert path.startswith(site), f"{name} came from {path}, not from the installed package"
+  assert out["config_written"] is True
+  assert out["gate"]["passed"] is True and out["gate"]["miou"] == 0.61
+  assert out["champion"] == out["promote_returned"]
+  assert out["champion"]["miou"] == 0.61
+  assert out["champion"]["run_id"] == out["plan"]["run_dir"].rsplit("/", 1)[-1]
+  assert out["plan"]["champion_uri"].startswith(f"gs://{gcs_bucket}/deeplab/models/")
+  assert len(out["asset_events"]) == 2
