@@ -70,13 +70,14 @@ class EvalGraph:
     self.graph = tf.Graph()
     m = model_cfg
     with self.graph.as_default():
-      # seed: a deterministic reading order (nothing is random at eval).
+      # Eval mode reads the split in its stored order (split_reader's order too), so every
+      # run sees the images in the same order and names them the same.
       ds = input_pipeline.build_dataset(
           local_data, split, batch_size=batch_size, crop_size=list(crop), is_training=False,
           model_variant=m.model_variant, min_resize_value=m.min_resize_value,
           max_resize_value=m.max_resize_value, resize_factor=m.resize_factor,
-          keep_aspect_ratio=m.keep_aspect_ratio, ignore_label=ignore_label, num_readers=2,
-          should_repeat=repeat, seed=0)
+          keep_aspect_ratio=m.keep_aspect_ratio, ignore_label=ignore_label,
+          should_repeat=repeat)
       self.batch = tf.data.make_one_shot_iterator(ds).get_next()
       images = self.batch["image"]
       images.set_shape([None, crop[0], crop[1], 3])
