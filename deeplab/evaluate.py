@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Tuple
 from absl import flags
 
 from deeplab import flag_util, model_flags, run_config, storage
-from deeplab.evaluation import colormap, eval_pass, metrics, report
+from deeplab.evaluation import colormap, eval_pass, input_size, metrics, report
 from deeplab.config import ModelConfig
 from deeplab.errors import UserInputError
 
@@ -36,7 +36,7 @@ def define_flags() -> None:
   d(flags.DEFINE_string, "config_json", None, "The run's config.json (default: next to it)")
   d(flags.DEFINE_integer, "eval_batch_size", 1, "Images per batch.")
   d(flags.DEFINE_list, "eval_crop_size", None,
-    "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's largest image.")
+    "Crop 'height,width'; default: smallest output_stride*k+1 >= 513 fitting the largest image.")
   d(flags.DEFINE_integer, "eval_interval_secs", 300, "Unused: evaluation is one pass.")
   d(flags.DEFINE_multi_float, "eval_scales", [1.0], "Scales for multi-scale evaluation.")
   d(flags.DEFINE_boolean, "add_flipped_images", False, "Also average left-right flipped inputs.")
@@ -118,9 +118,10 @@ def evaluate(spec: EvalSpec) -> dict:
       result, format_version=1, checkpoint=spec.checkpoint, checkpoint_step=step,
       dataset=info.name, dataset_dir=spec.dataset_dir, dataset_fingerprint=info.fingerprint,
       eval_split=spec.eval_split, num_images=done, num_classes=info.num_classes,
-      ignore_label=info.ignore_label, eval_crop_size=list(crop),
-      eval_scales=[float(s) for s in spec.eval_scales],
-      add_flipped_images=bool(spec.add_flipped_images), model_variant=spec.model.model_variant,
+      ignore_label=info.ignore_label,
+      # The exact input settings, so that export serves what was scored (--eval_metrics_json).
+      **input_size.record(crop, spec.model, spec.eval_scales, spec.add_flipped_images),
+      model_variant=spec.model.model_variant,
       model_source=spec.model_source, images_per_sec=done / max(secs, 1e-9),
       tensorboard_scalars=metrics.tensorboard_scalars(result, tag))
 
@@ -134,7 +135,7 @@ def evaluate(spec: EvalSpec) -> dict:
            storage.join(spec.eval_logdir, METRICS_JSON))
   summary = {k: doc[k] for k in ("miou", "pixel_accuracy", "mean_class_accuracy", "checkpoint",
                                  "checkpoint_step", "num_images", "images_per_sec",
-                                 "dataset_fingerprint", "eval_split")}
+                                 "dataset_fingerprint", "eval_split", *input_size.SIZE_KEYS)}
   summary.update(metrics_json=storage.join(spec.eval_logdir, METRICS_JSON),
                  report=storage.join(spec.eval_logdir, report.REPORT_MD))
   if spec.result_json:

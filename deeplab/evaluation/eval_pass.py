@@ -38,22 +38,17 @@ def default_colormap(dataset_name: str) -> str:
 
 
 def choose_crop_size(info, split: str, local_dir: str, model_cfg: ModelConfig) -> Tuple[int, int]:
-  """The auto eval_crop_size: output_stride*k+1 just above the split's largest (resized) image."""
-  if model_cfg.max_resize_value:
-    max_h = max_w = int(model_cfg.max_resize_value)
-  elif model_cfg.min_resize_value:
-    raise UserInputError("min_resize_value without max_resize_value: the resized image size is "
-                         "unbounded, pass --eval_crop_size")
-  elif split in info.max_image_size:
-    max_h, max_w = info.max_image_size[split]
-  else:
+  """The auto eval/vis crop (input_size.choose_crop): the split's largest image, at least 513."""
+  from deeplab.evaluation import input_size
+
+  def largest_image() -> Tuple[int, int]:
+    if split in info.max_image_size:
+      return info.max_image_size[split]
     from deeplab.evaluation import split_reader
     log.info("manifest has no image sizes for %r: scanning the split", split)
-    max_h, max_w = split_reader.scan_max_size(local_dir, split)
-  crop = run_config.auto_crop_size(max_h, max_w, model_cfg.output_stride)
-  log.info("eval_crop_size %s (largest image %dx%d, output_stride %d)", crop, max_h, max_w,
-           model_cfg.output_stride)
-  return crop
+    return split_reader.scan_max_size(local_dir, split)
+
+  return input_size.choose_crop(model_cfg, largest_image)
 
 
 class EvalGraph:
