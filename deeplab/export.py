@@ -8,7 +8,14 @@ so old command lines parse, and a differing value is reported as ignored.
 Writes, into a temporary sibling folder first and then moved into --export_path (gs://:
 uploaded with export_result.json last): frozen_inference_graph.pb, saved_model/,
 export_result.json. Before publishing, both forms must reproduce the evaluation path's
-predictions on a few images; otherwise the command exits 2 naming the image.
+predictions on real images of --check_split at their own size (always its largest);
+otherwise the command exits 2 naming the image.
+
+Input size (docs/export.md): --crop_size when given; else, with --eval_metrics_json, exactly
+the crop, resize_to_range settings, scales and flips evaluate scored with; else the smallest
+output_stride*k+1 holding the check split's largest image, never below the original's
+513x513. --min_resize_value/--max_resize_value/--resize_factor override the run's values as
+in the original export_model.py: larger inputs are resized, predictions resized back.
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ from deeplab.errors import UserInputError
 log = logging.getLogger(__name__)
 FLAGS = flags.FLAGS
 EXPORT_RESULT = "export_result.json"
-DEFAULT_CROP = (513, 513)
 
 
 def define_flags() -> None:
@@ -40,7 +46,9 @@ def define_flags() -> None:
   d(flags.DEFINE_string, "config_json", None, "The run's config.json (default: next to it)")
   d(flags.DEFINE_integer, "num_classes", 21, "Ignored: the class count comes from config.json.")
   d(flags.DEFINE_multi_string, "crop_size", None,
-    "Crop 'height,width' (or --crop_size=H --crop_size=W); default: the training crop.")
+    "Crop 'height,width' (or --crop_size=H --crop_size=W); default: see --eval_metrics_json.")
+  d(flags.DEFINE_string, "eval_metrics_json", None, "evaluate's metrics.json: export with its "
+    "crop, resize, scales and flips; else the check split's largest image, at least 513.")
   d(flags.DEFINE_multi_float, "inference_scales", [1.0], "Scales for multi-scale inference.")
   d(flags.DEFINE_boolean, "add_flipped_images", False, "Also average left-right flipped inputs.")
   d(flags.DEFINE_integer, "quantize_delay_step", -1, "Quantisation is not supported (must be -1).")
@@ -73,11 +81,18 @@ def parse_multi_crop(values: Optional[Sequence[str]]) -> Optional[Tuple[int, int
 
 
 def warn_ignored_model_flags(model_cfg: ModelConfig, source: str) -> List[str]:
-  """Logs model flags given on the command line whose value differs from config.json."""
+  """Logs model flags given on the command line whose value differs from config.json.
+
+  The resize_to_range flags are not model flags here: they shape the input, and export
+  honours them as the original export_model.py does.
+  """
+  from deeplab.evaluation.input_size import RESIZE_KEYS
   from deeplab.model_flags import model_config_from_flags
   given = model_config_from_flags(FLAGS, model_cfg.num_classes)
   ignored = []
   for name in to_dict(model_cfg):
+    if name in RESIZE_KEYS:
+      continue
     if name in FLAGS and FLAGS[name].present and getattr(given, name) != getattr(model_cfg, name):
       ignored.append(f"--{name}={FLAGS[name].value} (config: {getattr(model_cfg, name)!r})")
   if FLAGS["num_classes"].present and FLAGS.num_classes != model_cfg.num_classes:
@@ -88,18 +103,53 @@ def warn_ignored_model_flags(model_cfg: ModelConfig, source: str) -> List[str]:
   return ignored
 
 
-def check_images(dataset_dir: Optional[str], split: str, count: int,
-                 crop_size: Tuple[int, int]):
-  """(images, source): the first images of a split, else deterministic synthetic ones."""
+def check_images(dataset_dir: Optional[str], split: str, count: int):
+  """(images, source, every image's size) of the check split; ([], 'synthetic', None) without."""
   from deeplab.exporting import self_check
-  from deeplab.evaluation import split_reader
   if dataset_dir:
-    from deeplab.evaluation.eval_pass import stage_split
-    local = stage_split(dataset_dir, split)
-    examples = split_reader.read_examples(local, split, count, with_label=False)
-    if examples:
-      return [(name, img) for name, img, _ in examples], f"{dataset_dir} split {split}"
-  return self_check.synthetic_images(crop_size, count), "synthetic"
+    images, sizes = self_check.split_images(dataset_dir, split, count)
+    if images:
+      return images, f"{dataset_dir} split {split}", sizes
+  return [], "synthetic", None
+
+
+def size_settings(model_cfg: ModelConfig, crop_size: Optional[Tuple[int, int]],
+                  scales: Optional[Sequence[float]], add_flipped_images: Optional[bool],
+                  resize: Optional[dict], eval_metrics_json: Optional[str],
+                  largest_image) -> dict:
+  """The input settings of the export: explicit values, else evaluate's, else the auto rule.
+
+  Args:
+    model_cfg: the run's model.
+    crop_size, scales, add_flipped_images: explicit values, or None.
+    resize: explicit resize_to_range settings (RESIZE_KEYS subset), or None.
+    eval_metrics_json: evaluate's metrics.json, whose recorded settings are the defaults.
+    largest_image: callable giving the check split's (max height, max width), or None.
+
+  Returns:
+    {'model': ModelConfig with the resize settings, 'crop_size', 'scales',
+     'add_flipped_images', 'crop_size_source'}.
+  """
+  from deeplab.evaluation import input_size
+  recorded = input_size.read_recorded(eval_metrics_json) if eval_metrics_json else {}
+  model_cfg = input_size.with_resize(input_size.with_resize(model_cfg, recorded), resize or {})
+  if crop_size:
+    crop, why = tuple(crop_size), "--crop_size"
+  elif recorded and not resize:
+    crop, why = tuple(recorded["eval_crop_size"]), f"evaluation ({eval_metrics_json})"
+  else:
+    crop = input_size.choose_crop(model_cfg, largest_image)
+    why = "auto: " + ("resize_to_range bound" if model_cfg.max_resize_value else
+                      "largest check image" if largest_image else "the original default")
+    why += f", at least {input_size.DEFAULT_CROP[0]}x{input_size.DEFAULT_CROP[1]}"
+  if scales is None:
+    scales = recorded.get("eval_scales") or (1.0,)
+  if add_flipped_images is None:
+    add_flipped_images = bool(recorded.get("add_flipped_images", False))
+  log.info("export crop %s (%s), scales %s, flipped %s", crop, why, list(scales),
+           add_flipped_images)
+  return {"model": model_cfg, "crop_size": crop, "scales": tuple(float(x) for x in scales),
+          "add_flipped_images": bool(add_flipped_images), "crop_size_source": why}
 
 
 def _publish(tmp: str, folder: str) -> None:
@@ -124,25 +174,39 @@ def _publish(tmp: str, folder: str) -> None:
 
 
 def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
-           crop_size: Optional[Tuple[int, int]] = None, scales: Sequence[float] = (1.0,),
-           add_flipped_images: bool = False, dataset_dir: Optional[str] = None,
+           crop_size: Optional[Tuple[int, int]] = None,
+           scales: Optional[Sequence[float]] = None,
+           add_flipped_images: Optional[bool] = None, dataset_dir: Optional[str] = None,
            check_split: str = "val", num_check_images: int = 3,
-           check_only: bool = False, save_inference_graph: bool = False) -> dict:
+           check_only: bool = False, save_inference_graph: bool = False,
+           eval_metrics_json: Optional[str] = None, resize: Optional[dict] = None) -> dict:
   """Exports (or, with check_only, re-checks) a checkpoint; returns export_result.json's content.
 
+  Input settings: see size_settings (None = evaluate's recorded value, else the default).
+
   Raises:
-    UserInputError: no config.json, checkpoint/config mismatch, or the self-check failed.
+    UserInputError: no config.json, checkpoint/config mismatch, an image of the check split
+      the export cannot serve, or the self-check failed.
   """
   from deeplab.exporting import self_check
   from deeplab.exporting import graph as eg
   from deeplab.compat import tf
 
   cfg, cfg_uri = run_config.load_run_config(checkpoint, config_json, required=True)
-  model_cfg = cfg.model
-  crop = tuple(crop_size or cfg.train_crop_size or DEFAULT_CROP)
+  images, source, sizes = check_images(dataset_dir, check_split, num_check_images)
+  largest = (lambda: tuple(int(v) for v in sizes.max(axis=0))) if sizes is not None else None
+  settings = size_settings(cfg.model, crop_size, scales, add_flipped_images, resize,
+                           eval_metrics_json, largest)
+  model_cfg, crop = settings["model"], settings["crop_size"]
+  scales, add_flipped_images = settings["scales"], settings["add_flipped_images"]
+  if sizes is None:  # no split given: deterministic synthetic images within the crop
+    images = self_check.synthetic_images(crop, num_check_images)
+  unservable = self_check.too_large(images, crop, model_cfg)
+  if unservable:  # before anything is written
+    raise UserInputError(f"the export cannot serve {source} ({'; '.join(unservable)}): "
+                         + self_check.CROP_ADVICE)
   local_ckpt = run_config.stage_checkpoint(checkpoint)
   folder, graph_name = split_export_path(export_path)
-  images, source = check_images(dataset_dir, check_split, num_check_images, crop)
 
   if check_only:
     work, tmp = storage.stage_in(folder), None
@@ -173,8 +237,10 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
         "outputs": [n + ":0" for n in eg.OUTPUT_NODES],
         "saved_model_signature": {"key": "serving_default", "input": eg.SIGNATURE_INPUT,
                                   "outputs": sorted(eg.SIGNATURE_OUTPUTS)},
-        "crop_size": list(crop), "inference_scales": [float(s) for s in scales],
-        "add_flipped_images": bool(add_flipped_images), "model": to_dict(model_cfg),
+        "crop_size": list(crop), "crop_size_source": settings["crop_size_source"],
+        "inference_scales": [float(s) for s in scales],
+        "add_flipped_images": bool(add_flipped_images),
+        "eval_metrics_json": eval_metrics_json, "model": to_dict(model_cfg),
         "check": check,
     }
     result["files"] = [f for f in eg.file_sizes(work) if f["path"] != EXPORT_RESULT]
@@ -205,12 +271,19 @@ def main(argv: Sequence[str]) -> int:
   checkpoint = run_config.resolve_checkpoint(FLAGS.checkpoint_dir, FLAGS.checkpoint_path)
   cfg, cfg_uri = run_config.load_run_config(checkpoint, FLAGS.config_json, required=True)
   warn_ignored_model_flags(cfg.model, cfg_uri)
+  from deeplab.evaluation.input_size import RESIZE_KEYS
+
+  def given(name):  # None = not on the command line: evaluate's recorded value or the default
+    return FLAGS[name].value if FLAGS[name].present else None
+
   result = export(checkpoint, FLAGS.export_path, cfg_uri,
-                  crop_size=parse_multi_crop(FLAGS.crop_size), scales=FLAGS.inference_scales,
-                  add_flipped_images=FLAGS.add_flipped_images, dataset_dir=FLAGS.dataset_dir,
+                  crop_size=parse_multi_crop(FLAGS.crop_size), scales=given("inference_scales"),
+                  add_flipped_images=given("add_flipped_images"), dataset_dir=FLAGS.dataset_dir,
                   check_split=FLAGS.check_split,
                   num_check_images=FLAGS.num_check_images, check_only=FLAGS.check_only,
-                  save_inference_graph=FLAGS.save_inference_graph)
+                  save_inference_graph=FLAGS.save_inference_graph,
+                  eval_metrics_json=FLAGS.eval_metrics_json,
+                  resize={k: FLAGS[k].value for k in RESIZE_KEYS if FLAGS[k].present})
   if FLAGS.result_json:
     folder = result["export_path"]
     storage.write_json(FLAGS.result_json, {
@@ -219,5 +292,6 @@ def main(argv: Sequence[str]) -> int:
         "export_result": storage.join(folder, EXPORT_RESULT),
         "check_passed": result["check"]["passed"],
         "num_check_images": result["check"]["num_images"],
-        "checkpoint": result["checkpoint"], "checkpoint_step": result["checkpoint_step"]})
+        "checkpoint": result["checkpoint"], "checkpoint_step": result["checkpoint_step"],
+        "crop_size": result["crop_size"]})
   return 0
