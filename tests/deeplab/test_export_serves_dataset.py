@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.deeplab import _eval_kit as kit
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_CLASSES = 4
 # (height, width): larger than the 65x65 training crop; the tallest and the widest differ.
@@ -55,23 +57,8 @@ def make_voc_tree(root: str) -> str:
   return voc
 
 
-def numpy_miou(predictions, labels, num_classes: int, ignore_label: int = 255) -> float:
-  """Mean IoU over the classes present in truth or prediction, ignored pixels excluded."""
-  matrix = np.zeros((num_classes, num_classes), np.int64)
-  for pred, label in zip(predictions, labels):
-    keep = label != ignore_label
-    np.add.at(matrix, (label[keep].astype(np.int64), pred[keep].astype(np.int64)), 1)
-  tp = np.diag(matrix)
-  union = matrix.sum(0) + matrix.sum(1) - tp
-  return float(np.mean(tp[union > 0] / union[union > 0]))
-
-
 @pytest.mark.slow
 def test_frozen_graph_on_every_val_image_at_full_size_reproduces_metrics_json(tmp_path):
-  from deeplab.compat import tf
-  from deeplab.evaluation import split_reader
-  from deeplab.exporting import graph as eg
-
   data, train, eval_dir = tmp_path / "data", tmp_path / "train", tmp_path / "eval"
   _deeplab("build-tfrecords", "--format=voc", f"--source={make_voc_tree(str(tmp_path))}",
            f"--output_dir={data}", f"--num_classes={NUM_CLASSES}", "--num_shards=2",
@@ -96,16 +83,10 @@ def test_frozen_graph_on_every_val_image_at_full_size_reproduces_metrics_json(tm
   checked = {(i["height"], i["width"]) for i in exported["check"]["images"]}
   assert {(120, 100), (100, 120)} <= checked and exported["check"]["passed"]
 
-  examples = split_reader.read_examples(str(data), "val", 100)
+  examples, predictions = kit.frozen_graph_on_split(str(tmp_path / "export"), str(data), "val")
   assert sorted(img.shape[:2] for _, img, _ in examples) == sorted(VAL_SIZES)
-  graph = tf.Graph()
-  with graph.as_default():
-    tf.import_graph_def(eg.read_frozen_graph(str(tmp_path / "export" / eg.FROZEN_GRAPH)),
-                        name="")
-  with tf.Session(graph=graph) as sess:
-    predictions = [sess.run("SemanticPredictions:0", {"ImageTensor:0": image[None]})[0]
-                   for _, image, _ in examples]
   assert [p.shape for p in predictions] == [img.shape[:2] for _, img, _ in examples]
   assert len(np.unique(np.concatenate([p.ravel() for p in predictions]))) > 1  # not constant
   labels = [label for _, _, label in examples]
-  assert numpy_miou(predictions, labels, NUM_CLASSES) == pytest.approx(metrics["miou"], abs=1e-4)
+  assert kit.numpy_miou(predictions, labels, NUM_CLASSES) == pytest.approx(metrics["miou"],
+                                                                           abs=1e-4)
