@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Tuple
 from absl import flags
 
 from deeplab import flag_util, model_flags, run_config, storage
-from deeplab.evaluation import colormap, eval_pass, input_size, metrics, report
+from deeplab.evaluation import colormap, eval_pass, metrics, report
 from deeplab.config import ModelConfig
 from deeplab.errors import UserInputError
 
@@ -36,7 +36,7 @@ def define_flags() -> None:
   d(flags.DEFINE_string, "config_json", None, "The run's config.json (default: next to it)")
   d(flags.DEFINE_integer, "eval_batch_size", 1, "Images per batch.")
   d(flags.DEFINE_list, "eval_crop_size", None,
-    "Crop 'height,width'; default: smallest output_stride*k+1 >= 513 fitting the largest image.")
+    "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's largest image.")
   d(flags.DEFINE_integer, "eval_interval_secs", 300, "Unused: evaluation is one pass.")
   d(flags.DEFINE_multi_float, "eval_scales", [1.0], "Scales for multi-scale evaluation.")
   d(flags.DEFINE_boolean, "add_flipped_images", False, "Also average left-right flipped inputs.")
@@ -91,6 +91,7 @@ def evaluate(spec: EvalSpec) -> dict:
     UserInputError: unknown split, mismatching classes, checkpoint/model mismatch, bad labels.
   """
   from deeplab.datasets.descriptors import get_dataset_info
+  from deeplab.evaluation import input_size
 
   info = get_dataset_info(spec.dataset_dir, spec.dataset)
   num_examples = info.num_examples(spec.eval_split)

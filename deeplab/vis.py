@@ -37,7 +37,7 @@ def define_flags() -> None:
   d(flags.DEFINE_string, "config_json", None, "The run's config.json (default: next to it)")
   d(flags.DEFINE_integer, "vis_batch_size", 1, "Images per batch.")
   d(flags.DEFINE_list, "vis_crop_size", None,
-    "Crop 'height,width'; default: smallest output_stride*k+1 >= 513 fitting the largest image.")
+    "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's largest image.")
   d(flags.DEFINE_integer, "eval_interval_secs", 300, "Unused: vis is one pass.")
   d(flags.DEFINE_multi_float, "eval_scales", [1.0], "Scales for multi-scale inference.")
   d(flags.DEFINE_boolean, "add_flipped_images", False, "Also average left-right flipped inputs.")

@@ -39,7 +39,7 @@ def run_demo(tmp_path, root, conf=TINY, timeout=600):
 
 def assert_export_serves_the_split_as_scored(summary):
   """The DAG's export, fed every eval image at full size, scores evaluate's mIoU."""
-  from tests.deeplab import _eval_kit as kit
+  from tests.deeplab import _serving_kit as kit
   metrics = json.loads(pathlib.Path(summary["run_dir"], "eval", "metrics.json").read_text())
   exported = json.loads(pathlib.Path(summary["export"], "export_result.json").read_text())
   assert exported["crop_size"] == metrics["eval_crop_size"]

@@ -9,7 +9,7 @@ import pytest
 
 from tests.deeplab import _eval_kit as kit
 from deeplab import evaluate, run_config
-from deeplab.evaluation import eval_pass, input_size
+from deeplab.evaluation import eval_pass
 from deeplab.datasets.descriptors import DatasetInfo
 
 
@@ -73,8 +73,9 @@ def test_evaluate_multiscale_flip_cli(tmp_path_factory, tmp_path):
   assert m["report_files"][:3] == ["report.md", "confusion.png", "per_class_iou.png"]
   assert sorted(os.listdir(out / "overlays")) == ["000000_img_000.png", "000001_img_001.png"]
   summary = json.loads(result.read_text())
+  from deeplab.evaluation.input_size import SIZE_KEYS
   assert summary["miou"] == m["miou"] and summary["metrics_json"] == str(out / "metrics.json")
-  assert {k: summary[k] for k in input_size.SIZE_KEYS} == {k: m[k] for k in input_size.SIZE_KEYS}
+  assert {k: summary[k] for k in SIZE_KEYS} == {k: m[k] for k in SIZE_KEYS}
 
   from deeplab.compat import tf
   events = glob.glob(str(out / "events.out.tfevents.*"))
