@@ -182,4 +182,3 @@ def run_cli(module, argv):
     return cli.run_main(module.main, ["deeplab"] + list(argv))
   finally:
     flag_util.reset()
-
