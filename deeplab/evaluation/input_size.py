@@ -87,8 +87,7 @@ def read_recorded(uri: str) -> dict:
                          "missing): re-run evaluate with this version, or pass --crop_size "
                          "(and any --min/max_resize_value) yourself")
   crop = run_config.parse_crop_size(doc["eval_crop_size"], "eval_crop_size in " + uri)
-  return dict({k: doc[k] for k in SIZE_KEYS}, eval_crop_size=list(crop),
-              checkpoint=doc.get("checkpoint"))
+  return dict({k: doc[k] for k in SIZE_KEYS}, eval_crop_size=list(crop))
 
 
 def with_resize(model_cfg: ModelConfig, settings: dict) -> ModelConfig:
