@@ -104,7 +104,11 @@ def too_large(images: Sequence[Image], crop_size: Tuple[int, int],
 def reference_predictions(model_cfg: ModelConfig, crop_size: Tuple[int, int],
                           scales: Sequence[float], add_flipped_images: bool,
                           checkpoint_local: str, images: Sequence[Image]) -> List[np.ndarray]:
-  """Evaluation-path predictions (variables from the checkpoint) at each image's size."""
+  """Evaluation-path predictions (variables from the checkpoint) at each image's size.
+
+  Raises:
+    UserInputError: an image is larger than the crop after any resize (cannot be served).
+  """
   graph = tf.Graph()
   with graph.as_default():
     image = tf.placeholder(tf.uint8, [None, None, 3])
@@ -115,7 +119,18 @@ def reference_predictions(model_cfg: ModelConfig, crop_size: Tuple[int, int],
     saver = inference.restore_saver()
     with tf.Session(graph=graph, config=exact_session_config()) as sess:
       inference.restore(saver, sess, checkpoint_local)
-      return [sess.run(labels_back, {image: img})[0] for _, img in images]
+      out = []
+      for name, img in images:
+        try:
+          out.append(sess.run(labels_back, {image: img})[0])
+        except tf.errors.InvalidArgumentError as e:  # the preprocessing's size check
+          if "larger than" not in str(e):
+            raise
+          raise UserInputError(
+              f"the export cannot serve image {name!r} ({img.shape[0]}x{img.shape[1]}): after "
+              f"any resize it is larger than the crop {crop_size[0]}x{crop_size[1]}; "
+              + CROP_ADVICE) from e
+      return out
 
 
 def frozen_predictions(graph_def, images: Sequence[Image]) -> List[np.ndarray]:
@@ -158,18 +173,10 @@ def check_export(frozen_graph_path: str, saved_model_dir: str, checkpoint_local:
   Raises:
     UserInputError: an image is larger than the crop after any resize (cannot be served).
   """
-  try:
-    ref = reference_predictions(model_cfg, crop_size, scales, add_flipped_images,
-                                checkpoint_local, images)
-    frozen = frozen_predictions(eg.read_frozen_graph(frozen_graph_path), images)
-    saved = saved_model_predictions(saved_model_dir, images)
-  except tf.errors.InvalidArgumentError as e:
-    if "larger than" not in str(e):
-      raise
-    detail = str(e).strip().splitlines()[0][:300]
-    raise UserInputError(
-        f"the export cannot serve an image of {source} at its own size ({detail}); "
-        + CROP_ADVICE) from e
+  ref = reference_predictions(model_cfg, crop_size, scales, add_flipped_images,
+                              checkpoint_local, images)
+  frozen = frozen_predictions(eg.read_frozen_graph(frozen_graph_path), images)
+  saved = saved_model_predictions(saved_model_dir, images)
   rows, failures = [], []
   for (name, img), r, f, s in zip(images, ref, frozen, saved):
     row = {"name": name, "height": int(img.shape[0]), "width": int(img.shape[1]),

@@ -275,3 +275,17 @@ def test_resize_flags_serve_larger_images_as_the_original(tmp_path_factory, tmp_
   graph_def = eg.read_frozen_graph(str(out / "frozen_inference_graph.pb"))
   image = np.random.RandomState(1).randint(0, 255, (90, 70, 3)).astype(np.uint8)
   assert _run_frozen(graph_def, image)[0].shape == (1, 90, 70)
+
+
+def test_an_image_still_too_large_after_resize_fails_with_exit_2(tmp_path_factory, tmp_path,
+                                                                  capsys):
+  # max_resize_value 60 leaves the 33x41 and 37x30 images as they are: larger than 33x33.
+  data, ckpt = kit.shared_run(tmp_path_factory)
+  out = tmp_path / "export"
+  code = kit.run_cli(export, [f"--checkpoint_path={ckpt}", f"--export_path={out}",
+                              f"--dataset_dir={data}", "--crop_size=33,33",
+                              "--max_resize_value=60"])
+  assert code == 2
+  err = capsys.readouterr().err
+  assert "cannot serve image 'img_000' (33x41)" in err and "crop 33x33" in err
+  assert not out.exists() and not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
