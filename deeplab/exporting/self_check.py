@@ -95,7 +95,7 @@ def too_large(images: Sequence[Image], crop_size: Tuple[int, int],
               model_cfg: ModelConfig) -> List[str]:
   """Why each image cannot be served: without resize_to_range the graph pads, never shrinks."""
   if model_cfg.min_resize_value or model_cfg.max_resize_value:
-    return []  # resized first: the graph's own check decides (check_export reports it)
+    return []  # resized first: the graph's own check decides (reference_predictions says so)
   return [f"image {name!r} is {img.shape[0]}x{img.shape[1]}, larger than the export crop "
           f"{crop_size[0]}x{crop_size[1]}" for name, img in images
           if img.shape[0] > crop_size[0] or img.shape[1] > crop_size[1]]
