@@ -63,11 +63,11 @@ def test_demo_local_twice_second_run_skips_conversion(tmp_path):
   assert isinstance(first["miou"], float) and 0.0 <= first["miou"] <= 1.0
   assert pathlib.Path(first["report"]).is_file()
   assert (pathlib.Path(first["export"]) / "frozen_inference_graph.pb").is_file()
+  assert_export_serves_the_split_as_scored(first)
   assert first["promoted"] is True
   champion = json.loads(pathlib.Path(first["champion"]).read_text())
   assert champion["run_id"] in first["run_dir"]
   assert pathlib.Path(first["run_dir"], "config.json").is_file()
-  assert_export_serves_the_split_as_scored(first)
 
   second = run_demo(tmp_path, root)
   assert second["tasks"]["build_tfrecords"]["state"] == "skipped"
