@@ -131,8 +131,9 @@ def deeplab_retrain():
 
   export = DeepLabExportOperator(
       task_id="export",
-      # Exactly the checkpoint the gate judged.
+      # Exactly the checkpoint the gate judged, served with the input size it was scored at.
       checkpoint_path="{{ ti.xcom_pull(task_ids='evaluate')['checkpoint'] }}",
+      eval_metrics_json="{{ ti.xcom_pull(task_ids='evaluate')['metrics_json'] }}",
       export_path=plan["export_path"], flags=plan["export_flags"], launcher=plan["launcher"],
       skip_reason=decision["skip_reason"], execution_timeout=STAGE_TIMEOUT)
 

@@ -65,6 +65,7 @@ def evaluate(spec: EvalSpec) -> dict:
     UserInputError: unknown split, mismatching classes, checkpoint/model mismatch, bad labels.
   """
   from deeplab.datasets.descriptors import get_dataset_info
+  from deeplab.evaluation import input_size
 
   info = get_dataset_info(spec.dataset_dir, spec.dataset)
   num_examples = info.num_examples(spec.eval_split)
@@ -92,9 +93,10 @@ def evaluate(spec: EvalSpec) -> dict:
       result, format_version=1, checkpoint=spec.checkpoint, checkpoint_step=step,
       dataset=info.name, dataset_dir=spec.dataset_dir, dataset_fingerprint=info.fingerprint,
       eval_split=spec.eval_split, num_images=done, num_classes=info.num_classes,
-      ignore_label=info.ignore_label, eval_crop_size=list(crop),
-      eval_scales=[float(s) for s in spec.eval_scales],
-      add_flipped_images=bool(spec.add_flipped_images), model_variant=spec.model.model_variant,
+      ignore_label=info.ignore_label,
+      # The exact input settings, so that export serves what was scored (--eval_metrics_json).
+      **input_size.record(crop, spec.model, spec.eval_scales, spec.add_flipped_images),
+      model_variant=spec.model.model_variant,
       model_source=spec.model_source, images_per_sec=done / max(secs, 1e-9),
       tensorboard_scalars=metrics.tensorboard_scalars(result, tag))
 
@@ -108,7 +110,7 @@ def evaluate(spec: EvalSpec) -> dict:
            storage.join(spec.eval_logdir, METRICS_JSON))
   summary = {k: doc[k] for k in ("miou", "pixel_accuracy", "mean_class_accuracy", "checkpoint",
                                  "checkpoint_step", "num_images", "images_per_sec",
-                                 "dataset_fingerprint", "eval_split")}
+                                 "dataset_fingerprint", "eval_split", *input_size.SIZE_KEYS)}
   summary.update(metrics_json=storage.join(spec.eval_logdir, METRICS_JSON),
                  report=storage.join(spec.eval_logdir, report.REPORT_MD))
   if spec.result_json:

@@ -8,7 +8,14 @@ so old command lines parse, and a differing value is reported as ignored.
 Writes, into a temporary sibling folder first and then moved into --export_path (gs://:
 uploaded with export_result.json last): frozen_inference_graph.pb, saved_model/,
 export_result.json. Before publishing, both forms must reproduce the evaluation path's
-predictions on a few images; otherwise the command exits 2 naming the image.
+predictions on real images of --check_split at their own size (always its largest);
+otherwise the command exits 2 naming the image.
+
+Input size (docs/export.md): --crop_size when given; else, with --eval_metrics_json, exactly
+the crop, resize_to_range settings, scales and flips evaluate scored with; else the smallest
+output_stride*k+1 holding the check split's largest image, never below the original's
+513x513. --min_resize_value/--max_resize_value/--resize_factor override the run's values as
+in the original export_model.py: larger inputs are resized, predictions resized back.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ import os
 import shutil
 import tempfile
 from typing import List, Optional, Sequence, Tuple
-
 
 from deeplab import run_config, storage
 from deeplab.storage import checkpoints
@@ -31,7 +37,6 @@ from deeplab.errors import UserInputError
 
 log = logging.getLogger(__name__)
 EXPORT_RESULT = "export_result.json"
-DEFAULT_CROP = (513, 513)
 
 
 def split_export_path(export_path: str) -> Tuple[str, str]:
@@ -52,11 +57,16 @@ def parse_multi_crop(values: Optional[Sequence[str]]) -> Optional[Tuple[int, int
 
 def warn_ignored_model_flags(parsed: ParsedFlags, model_cfg: ModelConfig,
                              source: str) -> List[str]:
-  """Logs model flags given on the command line whose value differs from config.json."""
+  """Logs model flags given on the command line whose value differs from config.json.
+
+  The resize_to_range flags are not model flags here: they shape the input, and export
+  honours them as the original export_model.py does.
+  """
+  from deeplab.evaluation.input_size import RESIZE_KEYS
   given = parsed.settings(ModelConfig)
   ignored = [f"--{name}={parsed.values[name]} (config: {getattr(model_cfg, name)!r})"
              for name in sorted(parsed.given) if hasattr(model_cfg, name)
-             and getattr(given, name) != getattr(model_cfg, name)]
+             and name not in RESIZE_KEYS and getattr(given, name) != getattr(model_cfg, name)]
   if "num_classes" in parsed.given and parsed.values["num_classes"] != model_cfg.num_classes:
     ignored.append(f"--num_classes={parsed.values['num_classes']} "
                    f"(config: {model_cfg.num_classes})")
@@ -66,18 +76,53 @@ def warn_ignored_model_flags(parsed: ParsedFlags, model_cfg: ModelConfig,
   return ignored
 
 
-def check_images(dataset_dir: Optional[str], split: str, count: int,
-                 crop_size: Tuple[int, int]):
-  """(images, source): the first images of a split, else deterministic synthetic ones."""
+def check_images(dataset_dir: Optional[str], split: str, count: int):
+  """(images, source, every image's size) of the check split; ([], 'synthetic', None) without."""
   from deeplab.exporting import self_check
-  from deeplab.evaluation import split_reader
   if dataset_dir:
-    from deeplab.evaluation.eval_pass import stage_split
-    local = stage_split(dataset_dir, split)
-    examples = split_reader.read_examples(local, split, count, with_label=False)
-    if examples:
-      return [(name, img) for name, img, _ in examples], f"{dataset_dir} split {split}"
-  return self_check.synthetic_images(crop_size, count), "synthetic"
+    images, sizes = self_check.split_images(dataset_dir, split, count)
+    if images:
+      return images, f"{dataset_dir} split {split}", sizes
+  return [], "synthetic", None
+
+
+def size_settings(model_cfg: ModelConfig, crop_size: Optional[Tuple[int, int]],
+                  scales: Optional[Sequence[float]], add_flipped_images: Optional[bool],
+                  resize: Optional[dict], eval_metrics_json: Optional[str],
+                  largest_image) -> dict:
+  """The input settings of the export: explicit values, else evaluate's, else the auto rule.
+
+  Args:
+    model_cfg: the run's model.
+    crop_size, scales, add_flipped_images: explicit values, or None.
+    resize: explicit resize_to_range settings (RESIZE_KEYS subset), or None.
+    eval_metrics_json: evaluate's metrics.json, whose recorded settings are the defaults.
+    largest_image: callable giving the check split's (max height, max width), or None.
+
+  Returns:
+    {'model': ModelConfig with the resize settings, 'crop_size', 'scales',
+     'add_flipped_images', 'crop_size_source'}.
+  """
+  from deeplab.evaluation import input_size
+  recorded = input_size.read_recorded(eval_metrics_json) if eval_metrics_json else {}
+  model_cfg = input_size.with_resize(input_size.with_resize(model_cfg, recorded), resize or {})
+  if crop_size:
+    crop, why = tuple(crop_size), "--crop_size"
+  elif recorded and not resize:
+    crop, why = tuple(recorded["eval_crop_size"]), f"evaluation ({eval_metrics_json})"
+  else:
+    crop = input_size.choose_crop(model_cfg, largest_image)
+    why = "auto: " + ("resize_to_range bound" if model_cfg.max_resize_value else
+                      "largest check image" if largest_image else "the original default")
+    why += f", at least {input_size.DEFAULT_CROP[0]}x{input_size.DEFAULT_CROP[1]}"
+  if scales is None:
+    scales = recorded.get("eval_scales") or (1.0,)
+  if add_flipped_images is None:
+    add_flipped_images = bool(recorded.get("add_flipped_images", False))
+  log.info("export crop %s (%s), scales %s, flipped %s", crop, why, list(scales),
+           add_flipped_images)
+  return {"model": model_cfg, "crop_size": crop, "scales": tuple(float(x) for x in scales),
+          "add_flipped_images": bool(add_flipped_images), "crop_size_source": why}
 
 
 def _publish(tmp: str, folder: str) -> None:
@@ -102,25 +147,39 @@ def _publish(tmp: str, folder: str) -> None:
 
 
 def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
-           crop_size: Optional[Tuple[int, int]] = None, scales: Sequence[float] = (1.0,),
-           add_flipped_images: bool = False, dataset_dir: Optional[str] = None,
+           crop_size: Optional[Tuple[int, int]] = None,
+           scales: Optional[Sequence[float]] = None,
+           add_flipped_images: Optional[bool] = None, dataset_dir: Optional[str] = None,
            check_split: str = "val", num_check_images: int = 3,
-           check_only: bool = False, save_inference_graph: bool = False) -> dict:
+           check_only: bool = False, save_inference_graph: bool = False,
+           eval_metrics_json: Optional[str] = None, resize: Optional[dict] = None) -> dict:
   """Exports (or, with check_only, re-checks) a checkpoint; returns export_result.json's content.
 
+  Input settings: see size_settings (None = evaluate's recorded value, else the default).
+
   Raises:
-    UserInputError: no config.json, checkpoint/config mismatch, or the self-check failed.
+    UserInputError: no config.json, checkpoint/config mismatch, an image of the check split
+      the export cannot serve, or the self-check failed.
   """
   from deeplab.exporting import self_check
   from deeplab.exporting import graph as eg
   from deeplab.compat import tf
 
   cfg, cfg_uri = run_config.load_run_config(checkpoint, config_json, required=True)
-  model_cfg = cfg.model
-  crop = tuple(crop_size or cfg.train_crop_size or DEFAULT_CROP)
+  images, source, sizes = check_images(dataset_dir, check_split, num_check_images)
+  largest = (lambda: tuple(int(v) for v in sizes.max(axis=0))) if sizes is not None else None
+  settings = size_settings(cfg.model, crop_size, scales, add_flipped_images, resize,
+                           eval_metrics_json, largest)
+  model_cfg, crop = settings["model"], settings["crop_size"]
+  scales, add_flipped_images = settings["scales"], settings["add_flipped_images"]
+  if sizes is None:  # no split given: deterministic synthetic images within the crop
+    images = self_check.synthetic_images(crop, num_check_images)
+  unservable = self_check.too_large(images, crop, model_cfg)
+  if unservable:  # before anything is written
+    raise UserInputError(f"the export cannot serve {source} ({'; '.join(unservable)}): "
+                         + self_check.CROP_ADVICE)
   local_ckpt = checkpoints.stage_checkpoint(checkpoint)
   folder, graph_name = split_export_path(export_path)
-  images, source = check_images(dataset_dir, check_split, num_check_images, crop)
 
   if check_only:
     work, tmp = storage.stage_in(folder), None
@@ -151,8 +210,10 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
         "outputs": [n + ":0" for n in eg.OUTPUT_NODES],
         "saved_model_signature": {"key": "serving_default", "input": eg.SIGNATURE_INPUT,
                                   "outputs": sorted(eg.SIGNATURE_OUTPUTS)},
-        "crop_size": list(crop), "inference_scales": [float(s) for s in scales],
-        "add_flipped_images": bool(add_flipped_images), "model": to_dict(model_cfg),
+        "crop_size": list(crop), "crop_size_source": settings["crop_size_source"],
+        "inference_scales": [float(s) for s in scales],
+        "add_flipped_images": bool(add_flipped_images),
+        "eval_metrics_json": eval_metrics_json, "model": to_dict(model_cfg),
         "check": check,
     }
     result["files"] = [f for f in eg.file_sizes(work) if f["path"] != EXPORT_RESULT]
@@ -182,11 +243,18 @@ def main(parsed: ParsedFlags) -> int:
   checkpoint = checkpoints.find_checkpoint(cfg.checkpoint_dir, cfg.checkpoint_path)
   run_cfg, cfg_uri = run_config.load_run_config(checkpoint, cfg.config_json, required=True)
   warn_ignored_model_flags(parsed, run_cfg.model, cfg_uri)
+  from deeplab.evaluation.input_size import RESIZE_KEYS
+
+  def given(name):  # None = not on the command line: evaluate's recorded value or the default
+    return parsed.values[name] if name in parsed.given else None
+
   result = export(checkpoint, cfg.export_path, cfg_uri,
-                  crop_size=parse_multi_crop(cfg.crop_size), scales=cfg.inference_scales,
-                  add_flipped_images=cfg.add_flipped_images, dataset_dir=cfg.dataset_dir,
+                  crop_size=parse_multi_crop(cfg.crop_size), scales=given("inference_scales"),
+                  add_flipped_images=given("add_flipped_images"), dataset_dir=cfg.dataset_dir,
                   check_split=cfg.check_split, num_check_images=cfg.num_check_images,
-                  check_only=cfg.check_only, save_inference_graph=cfg.save_inference_graph)
+                  check_only=cfg.check_only, save_inference_graph=cfg.save_inference_graph,
+                  eval_metrics_json=cfg.eval_metrics_json,
+                  resize={k: parsed.values[k] for k in RESIZE_KEYS if k in parsed.given})
   result_json = parsed.values["result_json"]
   if result_json:
     folder = result["export_path"]
@@ -196,5 +264,6 @@ def main(parsed: ParsedFlags) -> int:
         "export_result": storage.join(folder, EXPORT_RESULT),
         "check_passed": result["check"]["passed"],
         "num_check_images": result["check"]["num_images"],
-        "checkpoint": result["checkpoint"], "checkpoint_step": result["checkpoint_step"]})
+        "checkpoint": result["checkpoint"], "checkpoint_step": result["checkpoint_step"],
+        "crop_size": result["crop_size"]})
   return 0

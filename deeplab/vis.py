@@ -1,7 +1,8 @@
 """`python -m deeplab vis`: colour-mapped predictions for a split (the original vis.py, one pass).
 
-Writes `<vis_logdir>/segmentation_results/%06d_image.png` and `%06d_prediction.png`, and with
---also_save_raw_predictions `raw_segmentation_results/<image basename>.png` (class ids; for
+Writes `<vis_logdir>/segmentation_results/%06d_image.png` and `%06d_prediction.png`, numbered
+by the image's index in the split's stored order (every run names the same image alike), and
+with --also_save_raw_predictions `raw_segmentation_results/<image basename>.png` (class ids; for
 Cityscapes mapped from trainId to evalId as the original). Predictions are cropped to each
 image's `[:height, :width]`. Model settings come from the run's config.json.
 """

@@ -93,16 +93,24 @@ class DeepLabExportOperator(DeepLabCommandOperator):
 
   :param checkpoint_path: a model.ckpt-N prefix or a training logdir (templated).
   :param export_path: the export folder (templated).
+  :param eval_metrics_json: evaluate's metrics.json; the export then uses exactly the input
+      size settings that evaluation scored with. Empty: export's own defaults (templated).
   """
 
   command = "export"
-  template_fields = (*DeepLabCommandOperator.template_fields, "checkpoint_path", "export_path")
+  template_fields = (*DeepLabCommandOperator.template_fields, "checkpoint_path", "export_path",
+                     "eval_metrics_json")
 
-  def __init__(self, *, checkpoint_path: str, export_path: str, **kwargs):
+  def __init__(self, *, checkpoint_path: str, export_path: str,
+               eval_metrics_json: Optional[str] = None, **kwargs):
     super().__init__(**kwargs)
     self.checkpoint_path = checkpoint_path
     self.export_path = export_path
+    self.eval_metrics_json = eval_metrics_json
 
   def command_flags(self) -> dict:
+    metrics = str(self.eval_metrics_json or "").strip()
     return {**super().command_flags(), "checkpoint_path": self.checkpoint_path,
-            "export_path": self.export_path}
+            "export_path": self.export_path,
+            # An XCom that rendered to nothing leaves the flag out (export's defaults apply).
+            "eval_metrics_json": metrics if metrics not in ("", "None") else None}

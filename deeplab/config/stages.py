@@ -54,7 +54,7 @@ class EvalConfig(SplitInput):
   eval_batch_size: int = setting(1, "Images per batch.")
   eval_crop_size: Optional[Tuple[int, int]] = setting(
       None, "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's "
-      "largest image.", kind="list")
+      "largest image, at least 513,513.", kind="list")
   num_overlays: int = setting(4, "Examples drawn as image | truth | prediction.")
   colormap_type: Optional[str] = setting(
       None, "Report colours (default: by dataset name, else pascal).", choices=COLORMAPS)
@@ -74,7 +74,7 @@ class VisConfig(SplitInput):
   vis_batch_size: int = setting(1, "Images per batch.")
   vis_crop_size: Optional[Tuple[int, int]] = setting(
       None, "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's "
-      "largest image.", kind="list")
+      "largest image, at least 513,513.", kind="list")
   colormap_type: str = setting("pascal", "Colormap.", choices=COLORMAPS)
   also_save_raw_predictions: bool = setting(False, "Also write class-id PNGs.")
 
@@ -91,8 +91,11 @@ class ExportConfig(ModelInput):
       None, "Output folder (or gs://). A path ending in .pb (the original form) names the "
       "frozen graph.", kind="string", path=True, required=True)
   crop_size: Optional[Tuple[str, ...]] = setting(
-      None, "Crop 'height,width' (or --crop_size=H --crop_size=W); default: the training crop.",
-      kind="multi_string")
+      None, "Crop 'height,width' (or --crop_size=H --crop_size=W); default: see "
+      "--eval_metrics_json.", kind="multi_string")
+  eval_metrics_json: Optional[str] = setting(
+      None, "evaluate's metrics.json: export with its crop, resize, scales and flips; else the "
+      "check split's largest image, at least 513.", kind="string", path=True)
   inference_scales: Tuple[float, ...] = setting((1.0,), "Scales for multi-scale inference.",
                                                 kind="multi_float")
   save_inference_graph: bool = setting(False, "Also write inference_graph.pbtxt.")

@@ -119,10 +119,11 @@ def build_dataset(dataset_dir: str, split: str, *, batch_size: int, crop_size: S
     min_resize_value, max_resize_value, resize_factor, keep_aspect_ratio: resize_to_range.
     min_scale_factor, max_scale_factor, scale_factor_step_size: training random scale.
     ignore_label: label padding value.
-    num_readers: shards read in parallel.
+    num_readers: shards read in parallel (training; evaluation reads them one after another).
     should_shuffle: shuffle examples (buffer of 100, as the original).
     should_repeat: repeat forever.
     seed: makes shuffling and augmentation reproducible (and element order deterministic).
+      Without shuffling, evaluation (is_training False) always yields the split's stored order.
 
   Returns:
     A tf.data.Dataset of dicts: image float32 [B,h,w,3] (not normalised), label int32
@@ -137,13 +138,16 @@ def build_dataset(dataset_dir: str, split: str, *, batch_size: int, crop_size: S
   files = list_shards(dataset_dir, split)
   log.info("reading %d shard(s) of split %r from %s", len(files), split, dataset_dir)
   with_label = split != TEST_SET
-  deterministic = seed is not None
-  op_seed = seed if deterministic else random.randrange(1 << 31)
+  # Evaluation reads the split in its stored order (sorted shards, records in file order)
+  # whatever the seed, so per-image outputs and vis's numbering are the same on every run.
+  stored_order = not is_training and not should_shuffle
+  deterministic = seed is not None or stored_order
+  op_seed = seed if seed is not None else random.randrange(1 << 31)
 
   ds = tf.data.Dataset.from_tensor_slices(files)
   if should_shuffle:
     ds = ds.shuffle(len(files), seed=op_seed)
-  readers = max(1, min(num_readers, len(files)))
+  readers = 1 if stored_order else max(1, min(num_readers, len(files)))
   ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=readers, block_length=1,
                      num_parallel_calls=readers, deterministic=deterministic)
   if should_shuffle:

@@ -126,12 +126,35 @@ def randomly_scale_image_and_label(image, label=None, scale=1.0):
 
 def pad_to_bounding_box(image, offset_height, offset_width, target_height, target_width,
                         pad_value):
-  """Pads a [H, W, C] image to the target size with `pad_value` (not zeros)."""
+  """Pads a [H, W, C] image or a [B, H, W, C] batch to the target size with `pad_value`.
+
+  Like the original, a tensor of another rank is refused: at graph construction when its rank
+  is known, else when it runs (its rank is checked before anything reads its shape).
+
+  Raises:
+    ValueError: the image's static rank is neither 3 nor 4.
+  """
   image = tf.convert_to_tensor(image)
+  ndims = image.get_shape().ndims
+  if ndims is not None and ndims not in (3, 4):
+    raise ValueError(f"pad_to_bounding_box: the image tensor has rank {ndims} (shape "
+                     f"{image.get_shape()}); expected 3 ([height, width, channels]) or 4 "
+                     "([batch, height, width, channels])")
   dtype = image.dtype
   work = image if dtype in (tf.float32, tf.float64) else tf.cast(image, tf.int32)
+  rank_check = tf.debugging.Assert(
+      tf.logical_or(tf.equal(tf.rank(work), 3), tf.equal(tf.rank(work), 4)),
+      ["pad_to_bounding_box: wrong image tensor rank; expected 3 ([height, width, channels]) "
+       "or 4 ([batch, height, width, channels]), got shape", tf.shape(work)])
+  with tf.control_dependencies([rank_check]):
+    work = tf.identity(work)
+  is_batch = ndims == 4
+  if not is_batch:
+    work = tf.expand_dims(work, 0)
+    if ndims is None:
+      work.set_shape([None] * 4)
   pad_value = tf.cast(pad_value, work.dtype)
-  height, width, _ = resolve_shape(work, 3)
+  _, height, width, _ = resolve_shape(work, 4)
   after_h = target_height - offset_height - height
   after_w = target_width - offset_width - width
   check = tf.debugging.Assert(
@@ -139,10 +162,12 @@ def pad_to_bounding_box(image, offset_height, offset_width, target_height, targe
       ["target size smaller than the image plus offsets", height, width, target_height,
        target_width])
   with tf.control_dependencies([check]):
-    paddings = tf.stack([tf.stack([offset_height, after_h]), tf.stack([offset_width, after_w]),
-                         tf.constant([0, 0])])
+    paddings = tf.stack([tf.constant([0, 0]), tf.stack([offset_height, after_h]),
+                         tf.stack([offset_width, after_w]), tf.constant([0, 0])])
   # Shift so that padding with zeros pads with pad_value.
   padded = tf.pad(work - pad_value, paddings) + pad_value
+  if not is_batch:
+    padded = tf.squeeze(padded, [0])
   return tf.cast(padded, dtype) if padded.dtype != dtype else padded
 
 

@@ -39,22 +39,17 @@ def default_colormap(dataset_name: str) -> str:
 
 
 def choose_crop_size(info, split: str, local_dir: str, model_cfg: ModelConfig) -> Tuple[int, int]:
-  """The auto eval_crop_size: output_stride*k+1 just above the split's largest (resized) image."""
-  if model_cfg.max_resize_value:
-    max_h = max_w = int(model_cfg.max_resize_value)
-  elif model_cfg.min_resize_value:
-    raise UserInputError("min_resize_value without max_resize_value: the resized image size is "
-                         "unbounded, pass --eval_crop_size")
-  elif split in info.max_image_size:
-    max_h, max_w = info.max_image_size[split]
-  else:
+  """The auto eval/vis crop (input_size.choose_crop): the split's largest image, at least 513."""
+  from deeplab.evaluation import input_size
+
+  def largest_image() -> Tuple[int, int]:
+    if split in info.max_image_size:
+      return info.max_image_size[split]
     from deeplab.evaluation import split_reader
     log.info("manifest has no image sizes for %r: scanning the split", split)
-    max_h, max_w = split_reader.scan_max_size(local_dir, split)
-  crop = run_config.auto_crop_size(max_h, max_w, model_cfg.output_stride)
-  log.info("eval_crop_size %s (largest image %dx%d, output_stride %d)", crop, max_h, max_w,
-           model_cfg.output_stride)
-  return crop
+    return split_reader.scan_max_size(local_dir, split)
+
+  return input_size.choose_crop(model_cfg, largest_image)
 
 
 class EvalGraph:
@@ -71,13 +66,14 @@ class EvalGraph:
     self.graph = tf.Graph()
     m = model_cfg
     with self.graph.as_default():
-      # seed: a deterministic reading order (nothing is random at eval).
+      # Eval mode reads the split in its stored order (split_reader's order too), so every
+      # run sees the images in the same order and names them the same.
       ds = input_pipeline.build_dataset(
           local_data, split, batch_size=batch_size, crop_size=list(crop), is_training=False,
           model_variant=m.model_variant, min_resize_value=m.min_resize_value,
           max_resize_value=m.max_resize_value, resize_factor=m.resize_factor,
-          keep_aspect_ratio=m.keep_aspect_ratio, ignore_label=ignore_label, num_readers=2,
-          should_repeat=repeat, seed=0)
+          keep_aspect_ratio=m.keep_aspect_ratio, ignore_label=ignore_label,
+          should_repeat=repeat)
       self.batch = tf.data.make_one_shot_iterator(ds).get_next()
       images = self.batch["image"]
       images.set_shape([None, crop[0], crop[1], 3])

@@ -1,14 +1,15 @@
 """Reads raw examples of a converted split without the training input pipeline.
 
 Used for the auto eval_crop_size (largest image when the manifest does not record it) and
-for the images that export's self-check runs through the exported model.
+for the images that export's self-check runs through the exported model. Stored order: the
+sorted shards one after another, records in file order (what evaluation and vis read too).
 """
 
 from __future__ import annotations
 
 import glob as _glob
 import os
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,52 +35,61 @@ def split_files(local_dir: str, split: str) -> List[str]:
   return files
 
 
-def _dataset(files: List[str], decode_label: bool):
-  spec = features.parse_spec(tf)
-
-  def parse(record):
-    ex = tf.io.parse_single_example(record, spec)
-    image = tf.io.decode_image(ex[features.IMAGE_ENCODED], channels=3, expand_animations=False)
-    out = {"name": ex[features.IMAGE_FILENAME], "image": image}
-    if decode_label:
-      out["label"] = tf.io.decode_image(ex[features.LABEL_ENCODED], channels=1,
-                                        expand_animations=False)
-    return out
-
-  return tf.data.TFRecordDataset(files).map(parse)
+def _parse(record, decode_label: bool):
+  ex = tf.io.parse_single_example(record, features.parse_spec(tf))
+  image = tf.io.decode_image(ex[features.IMAGE_ENCODED], channels=3, expand_animations=False)
+  out = {"name": ex[features.IMAGE_FILENAME], "image": image}
+  if decode_label:
+    out["label"] = tf.io.decode_image(ex[features.LABEL_ENCODED], channels=1,
+                                      expand_animations=False)
+  return out
 
 
-def scan_max_size(local_dir: str, split: str) -> Tuple[int, int]:
-  """(max height, max width) over the split, from the height/width features (decoding when 0)."""
+def scan_sizes(local_dir: str, split: str) -> np.ndarray:
+  """int64 [N, 2]: (height, width) of every example in stored order (decoding only when 0)."""
   spec = features.parse_spec(tf)
 
   def size(record):
     ex = tf.io.parse_single_example(record, spec)
     h, w = ex[features.IMAGE_HEIGHT], ex[features.IMAGE_WIDTH]
-    decoded = tf.cond(
+    return tf.cond(
         tf.logical_and(h > 0, w > 0), lambda: tf.stack([h, w]),
         lambda: tf.cast(tf.shape(tf.io.decode_image(ex[features.IMAGE_ENCODED], channels=3,
                                                     expand_animations=False))[:2], tf.int64))
-    return decoded
 
   with tf.Graph().as_default():
     ds = tf.data.TFRecordDataset(split_files(local_dir, split)).map(size).batch(256)
     batch = tf.data.make_one_shot_iterator(ds).get_next()
-    best = np.zeros(2, dtype=np.int64)
+    parts = [np.zeros((0, 2), np.int64)]
     with tf.Session() as sess:
       while True:
         try:
-          best = np.maximum(best, sess.run(batch).max(axis=0))
+          parts.append(sess.run(batch))
         except tf.errors.OutOfRangeError:
           break
+  return np.concatenate(parts)
+
+
+def scan_max_size(local_dir: str, split: str) -> Tuple[int, int]:
+  """(max height, max width) over the split."""
+  sizes = scan_sizes(local_dir, split)
+  best = sizes.max(axis=0) if len(sizes) else np.zeros(2, np.int64)
   return int(best[0]), int(best[1])
 
 
-def read_examples(local_dir: str, split: str, limit: int, with_label: bool = True) -> List[Example]:
-  """The first `limit` examples of the split, decoded (the shards' order is deterministic)."""
+def read_examples(local_dir: str, split: str, limit: int, with_label: bool = True,
+                  indices: Optional[Sequence[int]] = None) -> List[Example]:
+  """Decoded examples in stored order: the first `limit`, or those at `indices` (all of them)."""
   out: List[Example] = []
   with tf.Graph().as_default():
-    ds = _dataset(split_files(local_dir, split), with_label).take(limit)
+    ds = tf.data.TFRecordDataset(split_files(local_dir, split))
+    if indices is None:
+      ds = ds.take(limit)
+    else:
+      wanted = tf.constant(sorted(set(int(i) for i in indices)) or [-1], tf.int64)
+      ds = ds.enumerate().filter(lambda i, _: tf.reduce_any(tf.equal(i, wanted)))
+      ds = ds.map(lambda _, record: record)
+    ds = ds.map(lambda record: _parse(record, with_label))
     item = tf.data.make_one_shot_iterator(ds).get_next()
     with tf.Session() as sess:
       while True:

@@ -2,8 +2,10 @@
 
 The reference is the evaluation path, rebuilt on its own: eval preprocessing + the shared
 prediction function with variables restored from the checkpoint. Both exported forms (the
-frozen GraphDef and the SavedModel) run on the same images; every pixel must agree. A frozen
-graph or SavedModel that was altered, or a checkpoint that changed after export, fails.
+frozen GraphDef and the SavedModel) run on the same real images of the split, each at its own
+size (always including the split's tallest and widest image); every pixel must agree. A frozen
+graph or SavedModel that was altered, or a checkpoint that changed after export, fails; an
+image the export cannot serve (larger than its crop) is a user error naming the image.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from deeplab.exporting import graph as eg
 from deeplab.evaluation import inference
 from deeplab.compat import tf
 from deeplab.config import ModelConfig
+from deeplab.errors import UserInputError
 
 log = logging.getLogger(__name__)
 Image = Tuple[str, np.ndarray]  # (name, uint8 [H, W, 3])
+CROP_ADVICE = ("leave --crop_size unset (the default holds the split's largest image), pass "
+               "a larger --crop_size, or pass --max_resize_value so that larger inputs are "
+               "resized")
 
 
 def exact_session_config() -> "tf.ConfigProto":
@@ -60,18 +66,49 @@ def synthetic_images(crop_size: Tuple[int, int], count: int = 3, seed: int = 0) 
   return out
 
 
-def fit_to_crop(images: Sequence[Image], crop_size: Tuple[int, int],
-                model_cfg: ModelConfig) -> List[Image]:
-  """Without resize-to-range the graph needs images within the crop: keep the top-left part."""
+def pick_indices(sizes: np.ndarray, count: int) -> List[int]:
+  """Stored-order indices to check: the tallest and the widest image, then the first ones.
+
+  The largest images decide whether the crop serves the split, so they are always checked
+  (even beyond `count`); the first images of the split fill up to `count`.
+  """
+  if not len(sizes):
+    return []
+  largest = {int(np.lexsort((sizes[:, 1], sizes[:, 0]))[-1]),   # tallest (then widest)
+             int(np.lexsort((sizes[:, 0], sizes[:, 1]))[-1])}   # widest (then tallest)
+  rest = [i for i in range(len(sizes)) if i not in largest][:max(0, count - len(largest))]
+  return sorted(largest.union(rest))
+
+
+def split_images(dataset_dir: str, split: str, count: int) -> Tuple[List[Image], np.ndarray]:
+  """(images at their own size, every image's (height, width)) of a split: see pick_indices."""
+  from deeplab.evaluation import split_reader
+  from deeplab.evaluation.eval_pass import stage_split
+  local = stage_split(dataset_dir, split)
+  sizes = split_reader.scan_sizes(local, split)
+  examples = split_reader.read_examples(local, split, count, with_label=False,
+                                        indices=pick_indices(sizes, count))
+  return [(name, img) for name, img, _ in examples], sizes
+
+
+def too_large(images: Sequence[Image], crop_size: Tuple[int, int],
+              model_cfg: ModelConfig) -> List[str]:
+  """Why each image cannot be served: without resize_to_range the graph pads, never shrinks."""
   if model_cfg.min_resize_value or model_cfg.max_resize_value:
-    return list(images)
-  return [(name, img[:crop_size[0], :crop_size[1]]) for name, img in images]
+    return []  # resized first: the graph's own check decides (reference_predictions says so)
+  return [f"image {name!r} is {img.shape[0]}x{img.shape[1]}, larger than the export crop "
+          f"{crop_size[0]}x{crop_size[1]}" for name, img in images
+          if img.shape[0] > crop_size[0] or img.shape[1] > crop_size[1]]
 
 
 def reference_predictions(model_cfg: ModelConfig, crop_size: Tuple[int, int],
                           scales: Sequence[float], add_flipped_images: bool,
                           checkpoint_local: str, images: Sequence[Image]) -> List[np.ndarray]:
-  """Evaluation-path predictions (variables from the checkpoint) at each image's size."""
+  """Evaluation-path predictions (variables from the checkpoint) at each image's size.
+
+  Raises:
+    UserInputError: an image is larger than the crop after any resize (cannot be served).
+  """
   graph = tf.Graph()
   with graph.as_default():
     image = tf.placeholder(tf.uint8, [None, None, 3])
@@ -82,7 +119,18 @@ def reference_predictions(model_cfg: ModelConfig, crop_size: Tuple[int, int],
     saver = inference.restore_saver()
     with tf.Session(graph=graph, config=exact_session_config()) as sess:
       inference.restore(saver, sess, checkpoint_local)
-      return [sess.run(labels_back, {image: img})[0] for _, img in images]
+      out = []
+      for name, img in images:
+        try:
+          out.append(sess.run(labels_back, {image: img})[0])
+        except tf.errors.InvalidArgumentError as e:  # the preprocessing's size check
+          if "larger than" not in str(e):
+            raise
+          raise UserInputError(
+              f"the export cannot serve image {name!r} ({img.shape[0]}x{img.shape[1]}): after "
+              f"any resize it is larger than the crop {crop_size[0]}x{crop_size[1]}; "
+              + CROP_ADVICE) from e
+      return out
 
 
 def frozen_predictions(graph_def, images: Sequence[Image]) -> List[np.ndarray]:
@@ -121,8 +169,10 @@ def check_export(frozen_graph_path: str, saved_model_dir: str, checkpoint_local:
   Returns:
     {'passed': bool, 'source', 'num_images', 'images': [{name, height, width,
     frozen_graph_differing_pixels, saved_model_differing_pixels}], 'failures': [str]}.
+
+  Raises:
+    UserInputError: an image is larger than the crop after any resize (cannot be served).
   """
-  images = fit_to_crop(images, crop_size, model_cfg)
   ref = reference_predictions(model_cfg, crop_size, scales, add_flipped_images,
                               checkpoint_local, images)
   frozen = frozen_predictions(eg.read_frozen_graph(frozen_graph_path), images)

@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 from deeplab.compat import tf
 from deeplab.errors import ConfigError
 
-Weights = Union[float, Sequence[float], None]
+Weights = Union[float, Sequence[float]]
 
 
 def _div_maybe_zero(total_loss, num_present):
@@ -35,10 +35,12 @@ def get_label_weight_mask(labels, ignore_label: int, num_classes: int,
     float32 tensor [num_pixels].
 
   Raises:
-    ValueError: label_weights is a list of the wrong length or of the wrong type.
+    ValueError: label_weights is None (as the original: callers pass 1.0 for "no weights"),
+      a list of the wrong length or of the wrong type.
   """
   if label_weights is None:
-    label_weights = 1.0
+    raise ValueError("label_weights is None; pass 1.0 for equal weights or one float per class "
+                     f"({num_classes} classes)")
   if isinstance(label_weights, (list, tuple)) and len(label_weights) == 1:
     label_weights = float(label_weights[0])
   if not isinstance(label_weights, (float, int, list, tuple)):
@@ -91,7 +93,7 @@ def add_softmax_cross_entropy_loss_for_each_scale(
     The loss tensors, in the order of sorted(scales_to_logits).
 
   Raises:
-    ValueError: labels is None.
+    ValueError: labels is None, or loss_weight is None or invalid (see get_label_weight_mask).
   """
   if labels is None:
     raise ValueError("no label for softmax cross entropy loss")

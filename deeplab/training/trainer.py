@@ -70,6 +70,14 @@ def dataset_input_fn(cfg: config_lib.TrainConfig, ignore_label: int) -> InputFn:
   return input_fn
 
 
+def loss_weights(model_cfg: config_lib.ModelConfig):
+  """The loss's label_weights: the config's per-class list, else the original's default 1.0.
+
+  The loss refuses None (as the original does), so an unset --label_weights becomes 1.0 here.
+  """
+  return [float(w) for w in model_cfg.label_weights] if model_cfg.label_weights else 1.0
+
+
 def _build_deeplab(iterator, cfg: config_lib.TrainConfig, ignore_label: int, inputs_device: str,
                    global_step) -> dict:
   """One clone: next batch -> multi-scale logits -> one loss per scale (in LOSSES)."""
@@ -86,9 +94,9 @@ def _build_deeplab(iterator, cfg: config_lib.TrainConfig, ignore_label: int, inp
   scales_to_logits = dict(outputs[model.OUTPUT_TYPE])
   merged = tf.identity(scales_to_logits[model.MERGED_LOGITS_SCOPE], name=model.OUTPUT_TYPE)
   scales_to_logits[model.MERGED_LOGITS_SCOPE] = merged
-  weights = list(cfg.model.label_weights) if cfg.model.label_weights else 1.0
   losses.add_softmax_cross_entropy_loss_for_each_scale(
-      scales_to_logits, label, cfg.model.num_classes, ignore_label, loss_weight=weights,
+      scales_to_logits, label, cfg.model.num_classes, ignore_label,
+      loss_weight=loss_weights(cfg.model),
       upsample_logits=cfg.upsample_logits, hard_example_mining_step=cfg.hard_example_mining_step,
       top_k_percent_pixels=cfg.top_k_percent_pixels, scope=model.OUTPUT_TYPE,
       global_step=global_step)

@@ -118,3 +118,10 @@ def test_params_with_an_empty_default_accept_null(dag):
       types = types if isinstance(types, list) else [types]
       assert "null" in types, f"Param {name} has an empty default but its schema refuses null"
       param.resolve(value=None)
+
+
+def test_export_serves_what_evaluate_scored(dag):
+  # The checkpoint the gate judged, with the input size settings evaluate recorded.
+  export = dag.get_task("export")
+  assert export.checkpoint_path == "{{ ti.xcom_pull(task_ids='evaluate')['checkpoint'] }}"
+  assert export.eval_metrics_json == "{{ ti.xcom_pull(task_ids='evaluate')['metrics_json'] }}"

@@ -1,7 +1,8 @@
 """The whole DAG on the embedded default (dag.test through scripts/demo.py), local and gs://.
 
 Tiny settings (crop 33, a few steps) keep each run around a minute on 2 cores; the demo's
-defaults are what a user runs.
+defaults are what a user runs. The images (48x48) are larger than the training crop, so the
+exported model must serve images the crop never saw whole.
 """
 
 import json
@@ -16,7 +17,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 TINY = {
     "training_number_of_steps": 5, "train_crop_size": [33, 33], "train_batch_size": 4,
     "converter_options": {"synthetic_num_train": 16, "synthetic_num_val": 4,
-                          "synthetic_image_size": 32},
+                          "synthetic_image_size": 48},
     "min_miou": 0.0, "miou_tolerance": 1.0,
 }
 
@@ -36,6 +37,23 @@ def run_demo(tmp_path, root, conf=TINY, timeout=600):
   return summary
 
 
+def assert_export_serves_the_split_as_scored(summary):
+  """The DAG's export, fed every eval image at full size, scores evaluate's mIoU."""
+  from tests.deeplab import _serving_kit as kit
+  metrics = json.loads(pathlib.Path(summary["run_dir"], "eval", "metrics.json").read_text())
+  exported = json.loads(pathlib.Path(summary["export"], "export_result.json").read_text())
+  assert exported["crop_size"] == metrics["eval_crop_size"]
+  assert exported["eval_metrics_json"] == str(pathlib.Path(summary["run_dir"], "eval",
+                                                           "metrics.json"))
+  examples, predictions = kit.frozen_graph_on_split(summary["export"], summary["dataset_dir"],
+                                                    metrics["eval_split"])
+  assert len(examples) == metrics["num_images"]
+  assert all(img.shape[:2] == (48, 48) for _, img, _ in examples)
+  miou = kit.numpy_miou(predictions, [label for _, _, label in examples],
+                        metrics["num_classes"], metrics["ignore_label"])
+  assert miou == pytest.approx(metrics["miou"], abs=1e-4)
+
+
 @pytest.mark.slow
 def test_demo_local_twice_second_run_skips_conversion(tmp_path):
   root = str(tmp_path / "storage")
@@ -45,6 +63,7 @@ def test_demo_local_twice_second_run_skips_conversion(tmp_path):
   assert isinstance(first["miou"], float) and 0.0 <= first["miou"] <= 1.0
   assert pathlib.Path(first["report"]).is_file()
   assert (pathlib.Path(first["export"]) / "frozen_inference_graph.pb").is_file()
+  assert_export_serves_the_split_as_scored(first)
   assert first["promoted"] is True
   champion = json.loads(pathlib.Path(first["champion"]).read_text())
   assert champion["run_id"] in first["run_dir"]

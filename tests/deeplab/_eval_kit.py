@@ -5,6 +5,7 @@ strip, written as DeepLab TFRecords plus a manifest.json. The checkpoint is a fr
 initialised model saved with tf.train.Saver, with config.json next to it like train.py writes.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -41,13 +42,22 @@ def make_example(seed: int, height: int, width: int, num_classes: int):
 
 def write_dataset(folder: str, split: str = "val", num_classes: int = 3,
                   sizes=((33, 41), (29, 33), (37, 30), (33, 33)), manifest: bool = True,
-                  name: str = "tiny") -> str:
-  """Writes `<split>-00000-of-00001.tfrecord` (+ manifest.json); returns the folder."""
+                  name: str = "tiny", num_shards: int = 1) -> str:
+  """Writes `<split>-%05d-of-%05d.tfrecord` shards (+ manifest.json); returns the folder.
+
+  Example i is named img_<i>; shards hold consecutive examples, as the converters write them.
+  """
   from deeplab.compat import tf
   os.makedirs(folder, exist_ok=True)
-  path = os.path.join(folder, features.shard_name(split, 0, 1))
-  with tf.io.TFRecordWriter(path) as writer:
+  per_shard = -(-len(sizes) // num_shards)
+  paths = [os.path.join(folder, features.shard_name(split, s, num_shards))
+           for s in range(num_shards)]
+  writers = [tf.io.TFRecordWriter(p) for p in paths]
+  with contextlib.ExitStack() as stack:
+    for writer in writers:
+      stack.enter_context(writer)
     for i, (h, w) in enumerate(sizes):
+      writer = writers[i // per_shard]
       image, label = make_example(i, h, w, num_classes)
       feats = {
           features.IMAGE_ENCODED: _bytes(_png(image)),
@@ -65,8 +75,10 @@ def write_dataset(folder: str, split: str = "val", num_classes: int = 3,
            "class_names": ["background"] + [f"shape{c}" for c in range(1, num_classes)],
            "image_format": "png",
            "splits": {split: {"num_examples": len(sizes),
-                              "shards": [{"name": os.path.basename(path),
-                                          "num_examples": len(sizes)}],
+                              "shards": [{"name": os.path.basename(p),
+                                          "num_examples": len(sizes[s * per_shard:
+                                                                   (s + 1) * per_shard])}
+                                         for s, p in enumerate(paths)],
                               "max_height": max(h for h, _ in sizes),
                               "max_width": max(w for _, w in sizes)}}}
     with open(os.path.join(folder, features.MANIFEST), "w") as f:

@@ -28,16 +28,22 @@ def test_auto_crop_size_rule(size, stride, expected):
 
 
 def test_choose_crop_size_from_manifest_or_scan(tmp_path):
+  # The fitted crop, never below the original's 513x513 default.
   from deeplab.config import ModelConfig
-  data = kit.write_dataset(str(tmp_path / "d"), sizes=((33, 41), (45, 20)), manifest=False)
+  data = kit.write_dataset(str(tmp_path / "d"), sizes=((33, 41), (530, 20)), manifest=False)
   info = DatasetInfo(name="x", num_classes=3, ignore_label=255, splits_to_sizes={"val": 2})
   cfg = ModelConfig(num_classes=3, output_stride=16)
-  assert eval_pass.choose_crop_size(info, "val", data, cfg) == (49, 49)  # scanned: 45x41
+  assert eval_pass.choose_crop_size(info, "val", data, cfg) == (545, 513)  # scanned: 530x41
   info2 = DatasetInfo(name="x", num_classes=3, ignore_label=255, splits_to_sizes={"val": 2},
+                      max_image_size={"val": (100, 600)})
+  assert eval_pass.choose_crop_size(info2, "val", data, cfg) == (513, 609)
+  info3 = DatasetInfo(name="x", num_classes=3, ignore_label=255, splits_to_sizes={"val": 2},
                       max_image_size={"val": (100, 200)})
-  assert eval_pass.choose_crop_size(info2, "val", data, cfg) == (113, 209)
-  resized = ModelConfig(num_classes=3, output_stride=16, min_resize_value=50, max_resize_value=60)
-  assert eval_pass.choose_crop_size(info2, "val", data, resized) == (65, 65)
+  assert eval_pass.choose_crop_size(info3, "val", data, cfg) == (513, 513)
+  resized = ModelConfig(num_classes=3, output_stride=16, min_resize_value=50, max_resize_value=600)
+  assert eval_pass.choose_crop_size(info2, "val", data, resized) == (609, 609)
+  small = ModelConfig(num_classes=3, output_stride=16, min_resize_value=50, max_resize_value=60)
+  assert eval_pass.choose_crop_size(info2, "val", data, small) == (513, 513)
 
 
 def test_evaluate_multiscale_flip_cli(tmp_path_factory, tmp_path):
@@ -52,7 +58,8 @@ def test_evaluate_multiscale_flip_cli(tmp_path_factory, tmp_path):
   m = json.loads((out / "metrics.json").read_text())
   assert m["checkpoint_step"] == 7 and m["checkpoint"] == ckpt
   assert m["model_source"].endswith("config.json")
-  assert m["eval_crop_size"] == [41, 41]  # output_stride 8 (config) -> 8*5+1 fits 37x41
+  assert m["eval_crop_size"] == [513, 513]  # 8*5+1 fits 37x41, raised to the 513 default
+  assert m["min_resize_value"] is None and m["keep_aspect_ratio"] is True  # as config.json
   assert m["eval_scales"] == [0.75, 1.0] and m["add_flipped_images"] is True
   assert m["dataset_fingerprint"] == "feedfacecafe0001" and m["num_images"] == 4
   assert m["class_names"] == ["background", "shape1", "shape2", "shape3", "shape4"]
@@ -67,7 +74,9 @@ def test_evaluate_multiscale_flip_cli(tmp_path_factory, tmp_path):
   assert m["report_files"][:3] == ["report.md", "confusion.png", "per_class_iou.png"]
   assert sorted(os.listdir(out / "overlays")) == ["000000_img_000.png", "000001_img_001.png"]
   summary = json.loads(result.read_text())
+  from deeplab.evaluation.input_size import SIZE_KEYS
   assert summary["miou"] == m["miou"] and summary["metrics_json"] == str(out / "metrics.json")
+  assert {k: summary[k] for k in SIZE_KEYS} == {k: m[k] for k in SIZE_KEYS}
 
   from deeplab.compat import tf
   events = glob.glob(str(out / "events.out.tfevents.*"))

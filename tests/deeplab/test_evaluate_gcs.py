@@ -32,11 +32,12 @@ def test_evaluate_and_export_on_gcs(tmp_path_factory, gcs_bucket, monkeypatch, t
   result = tmp_path / "r.json"
   assert kit.run_cli(export, [f"--checkpoint_path={run}/model.ckpt-7",
                               f"--export_path={export_dir}", "--num_check_images=1",
-                              f"--result_json={result}"]) == 0
+                              f"--dataset_dir={gs_data}", f"--eval_metrics_json={eval_dir}/"
+                              "metrics.json", f"--result_json={result}"]) == 0
   assert {"frozen_inference_graph.pb", "saved_model", "export_result.json"} <= set(
       storage.listdir(export_dir))
   summary = json.loads(result.read_text())
   assert summary["frozen_graph"] == f"{export_dir}/frozen_inference_graph.pb"
-  assert summary["check_passed"]
+  assert summary["check_passed"] and summary["crop_size"] == metrics["eval_crop_size"]
   assert storage.read_json(f"{export_dir}/export_result.json")["config_json"] == \
       f"{run}/config.json"

@@ -196,3 +196,96 @@ def test_export_path_and_crop_flag_forms():
   assert export.parse_multi_crop(["513", "257"]) == (513, 257)
   assert export.parse_multi_crop(["513,513"]) == (513, 513)
   assert export.parse_multi_crop(None) is None
+
+
+def _model(**kw):
+  from deeplab.config import ModelConfig
+  return ModelConfig(num_classes=3, output_stride=16, **kw)
+
+
+def test_size_settings_default_explicit_and_recorded(tmp_path):
+  from deeplab.evaluation import input_size
+  s = export.size_settings(_model(), None, None, None, None, None, None)
+  assert s["crop_size"] == (513, 513) and s["scales"] == (1.0,)  # the original's default
+  s = export.size_settings(_model(), None, None, None, None, None, lambda: (100, 120))
+  assert s["crop_size"] == (513, 513)  # fits the largest image, never below 513
+  s = export.size_settings(_model(), None, None, None, None, None, lambda: (1024, 2048))
+  assert s["crop_size"] == (1025, 2049)
+  s = export.size_settings(_model(), (65, 65), None, None, None, None, lambda: (1024, 2048))
+  assert s["crop_size"] == (65, 65) and s["crop_size_source"] == "--crop_size"
+  metrics = tmp_path / "metrics.json"
+  metrics.write_text(json.dumps(dict(
+      input_size.record((577, 641), _model(min_resize_value=300, max_resize_value=640,
+                                           resize_factor=16), (0.5, 1.0), True),
+      checkpoint="/r/model.ckpt-1", miou=0.5)))
+  s = export.size_settings(_model(), None, None, None, None, str(metrics), lambda: (9, 9))
+  assert s["crop_size"] == (577, 641) and s["scales"] == (0.5, 1.0) and s["add_flipped_images"]
+  assert (s["model"].min_resize_value, s["model"].max_resize_value,
+          s["model"].resize_factor) == (300, 640, 16)
+  # Explicit flags win; a different resize bound gets a crop of its own.
+  s = export.size_settings(_model(), None, [1.0], False, {"max_resize_value": 900},
+                           str(metrics), lambda: (9, 9))
+  assert s["crop_size"] == (913, 913) and s["scales"] == (1.0,) and not s["add_flipped_images"]
+  assert s["model"].max_resize_value == 900 and s["model"].min_resize_value == 300
+
+
+def test_eval_metrics_json_without_size_settings_is_a_user_error(tmp_path):
+  from deeplab.errors import UserInputError
+  old = tmp_path / "metrics.json"
+  old.write_text(json.dumps({"miou": 0.5, "eval_crop_size": [513, 513]}))
+  with pytest.raises(UserInputError, match=r"metrics.json does not record.*max_resize_value"):
+    export.size_settings(_model(), None, None, None, None, str(old), None)
+  with pytest.raises(UserInputError, match="does not exist"):
+    export.size_settings(_model(), None, None, None, None, str(tmp_path / "nope.json"), None)
+
+
+def test_self_check_always_includes_the_tallest_and_the_widest_image():
+  from deeplab.exporting import self_check
+  sizes = np.array([[30, 30], [31, 20], [29, 40], [30, 30], [10, 10]])
+  assert self_check.pick_indices(sizes, 3) == [0, 1, 2]
+  assert self_check.pick_indices(sizes, 1) == [1, 2]  # both, even beyond the count
+  assert self_check.pick_indices(sizes, 4) == [0, 1, 2, 3]
+  assert self_check.pick_indices(np.zeros((0, 2)), 3) == []
+
+
+def test_an_image_the_export_cannot_serve_fails_with_exit_2(tmp_path_factory, tmp_path, capsys):
+  data, ckpt = kit.shared_run(tmp_path_factory)
+  out = tmp_path / "export"
+  code = kit.run_cli(export, [f"--checkpoint_path={ckpt}", f"--export_path={out}",
+                              f"--dataset_dir={data}", "--crop_size=33,33"])
+  assert code == 2
+  err = capsys.readouterr().err
+  # img_000 is 33x41 and img_002 is 37x30 (the widest and the tallest of the split).
+  assert "cannot serve" in err and "'img_000' is 33x41" in err and "'img_002' is 37x30" in err
+  assert "--max_resize_value" in err
+  assert not out.exists() and not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+
+
+def test_resize_flags_serve_larger_images_as_the_original(tmp_path_factory, tmp_path):
+  """--max_resize_value at export: larger inputs are resized, predictions come back full size."""
+  data, ckpt = kit.shared_run(tmp_path_factory)
+  out, result = tmp_path / "export", tmp_path / "result.json"
+  code = kit.run_cli(export, [f"--checkpoint_path={ckpt}", f"--export_path={out}",
+                              f"--dataset_dir={data}", "--crop_size=33,33",
+                              "--max_resize_value=33", f"--result_json={result}"])
+  assert code == 0
+  r = json.loads((out / "export_result.json").read_text())
+  assert r["model"]["max_resize_value"] == 33 and r["crop_size"] == [33, 33]
+  assert {(i["height"], i["width"]) for i in r["check"]["images"]} >= {(33, 41), (37, 30)}
+  graph_def = eg.read_frozen_graph(str(out / "frozen_inference_graph.pb"))
+  image = np.random.RandomState(1).randint(0, 255, (90, 70, 3)).astype(np.uint8)
+  assert _run_frozen(graph_def, image)[0].shape == (1, 90, 70)
+
+
+def test_an_image_still_too_large_after_resize_fails_with_exit_2(tmp_path_factory, tmp_path,
+                                                                  capsys):
+  # max_resize_value 60 leaves the 33x41 and 37x30 images as they are: larger than 33x33.
+  data, ckpt = kit.shared_run(tmp_path_factory)
+  out = tmp_path / "export"
+  code = kit.run_cli(export, [f"--checkpoint_path={ckpt}", f"--export_path={out}",
+                              f"--dataset_dir={data}", "--crop_size=33,33",
+                              "--max_resize_value=60"])
+  assert code == 2
+  err = capsys.readouterr().err
+  assert "cannot serve image 'img_000' (33x41)" in err and "crop 33x33" in err
+  assert not out.exists() and not [p for p in os.listdir(tmp_path) if ".tmp-" in p]

@@ -100,3 +100,24 @@ def test_weight_mask_validation():
     with tf.Session() as sess:
       mask = sess.run(get_label_weight_mask(tf.constant([0, 1, 255, 2]), 255, 3, [1., 2., 3.]))
   np.testing.assert_allclose(mask, [1, 2, 0, 3])
+
+
+def test_label_weights_none_is_refused_as_the_original():
+  # The original's get_label_weight_mask raises on None; train.py always passes a value.
+  with tf.Graph().as_default():
+    with pytest.raises(ValueError, match="label_weights is None"):
+      get_label_weight_mask(tf.constant([0, 1]), 255, 3, None)
+    logits, labels = _data()
+    with pytest.raises(ValueError, match="label_weights is None"):
+      add_softmax_cross_entropy_loss_for_each_scale(
+          {"merged_logits": tf.constant(logits)}, tf.constant(labels), 3, 255, loss_weight=None)
+
+
+def test_trainer_passes_the_default_weight_when_the_config_has_none():
+  from deeplab import config
+  from deeplab.training import trainer
+  assert config.ModelConfig().label_weights is None  # the flag default
+  cfg = config.TrainConfig(model=config.ModelConfig(num_classes=3))
+  assert trainer.loss_weights(cfg.model) == 1.0
+  assert trainer.loss_weights(config.ModelConfig(num_classes=3, label_weights=[1, 2, 3])) == \
+      [1.0, 2.0, 3.0]

@@ -37,6 +37,12 @@ def mocked_launcher(monkeypatch):
     (DeepLabExportOperator(task_id="x", checkpoint_path="/r/train/model.ckpt-5",
                            export_path="/r/export"),
      ["export", "--checkpoint_path=/r/train/model.ckpt-5", "--export_path=/r/export"], 1),
+    (DeepLabExportOperator(task_id="x", checkpoint_path="/r/train/model.ckpt-5",
+                           export_path="/r/export", eval_metrics_json="/r/eval/metrics.json",
+                           flags={"dataset_dir": "/d", "check_split": "val"}),
+     ["export", "--check_split=val", "--checkpoint_path=/r/train/model.ckpt-5",
+      "--dataset_dir=/d", "--eval_metrics_json=/r/eval/metrics.json",
+      "--export_path=/r/export"], 1),
 ])
 def test_exact_argv_and_result(mocked_launcher, op, argv, gpus):
   make, launcher = mocked_launcher
@@ -51,7 +57,8 @@ def test_template_fields_cover_every_named_argument():
   assert set(BuildTFRecordsOperator.template_fields) >= {"format", "source", "output_dir"}
   assert set(DeepLabEvalOperator.template_fields) >= {"dataset_dir", "checkpoint_dir",
                                                       "eval_logdir"}
-  assert set(DeepLabExportOperator.template_fields) >= {"checkpoint_path", "export_path"}
+  assert set(DeepLabExportOperator.template_fields) >= {"checkpoint_path", "export_path",
+                                                        "eval_metrics_json"}
 
 
 def test_impossible_values_rejected_at_construction():

@@ -204,3 +204,16 @@ def test_reads_a_gcs_dataset_dir(tmp_path, gcs_bucket, monkeypatch):
   assert cached == ["val-00000-of-00001.tfrecord"]  # Only the split that was read.
   with pytest.raises(UserInputError, match=r"splits present: \['train', 'val'\]"):
     input_pipeline.build_dataset(uri, "test", batch_size=1, crop_size=(9, 9), is_training=False)
+
+
+@pytest.mark.parametrize("seed", [None, 0, 7])
+def test_eval_reads_the_split_in_stored_order_whatever_the_seed(tmp_path, seed):
+  # 3 shards: ex_0..2 in shard 0, ex_3..5 in shard 1, ex_6 in shard 2. Interleaved reading
+  # would give ex_0, ex_3, ex_6, ex_1, ...; evaluation must see the stored order.
+  folder = str(tmp_path / "ds")
+  write_split(folder, "val", 7, 3)
+  ds = input_pipeline.build_dataset(folder, "val", batch_size=2, crop_size=(25, 25),
+                                    is_training=False, num_readers=3, seed=seed)
+  _, batches = _read_all(ds)
+  names = [n.decode() for b in batches for n in b["image_name"]]
+  assert names == [f"ex_{i}" for i in range(7)]

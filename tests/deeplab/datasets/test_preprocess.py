@@ -150,3 +150,29 @@ def test_pad_to_bounding_box_rejects_smaller_target():
   padded = preprocess.pad_to_bounding_box(image, 0, 0, 4, 6, 0.)
   with pytest.raises(tf.errors.InvalidArgumentError, match="target size smaller"):
     _run(padded, {image: np.zeros([5, 5, 3], np.float32)})
+
+
+def test_pad_to_bounding_box_accepts_a_batch_as_the_original():
+  image = np.arange(2 * 2 * 2 * 2, dtype=np.float32).reshape(2, 2, 2, 2)
+  padded = _run(preprocess.pad_to_bounding_box(tf.constant(image), 2, 1, 5, 5, 255.))
+  assert padded.shape == (2, 5, 5, 2)
+  expected = np.full((2, 5, 5, 2), 255., np.float32)
+  expected[:, 2:4, 1:3] = image
+  np.testing.assert_array_equal(padded, expected)
+  # The same with the batch's shape known only when it runs.
+  batch = tf.placeholder(tf.int32, [None, None, None, 2])
+  padded = _run(preprocess.pad_to_bounding_box(batch, 0, 0, 3, 4, 9),
+                {batch: image.astype(np.int32)})
+  assert padded.shape == (2, 3, 4, 2) and (padded[:, 2:] == 9).all()
+
+
+def test_pad_to_bounding_box_rejects_rank_2_with_a_clear_message():
+  grey = np.array([[5, 6], [9, 0]], np.float32)
+  with pytest.raises(ValueError, match="rank 2.*expected 3"):
+    preprocess.pad_to_bounding_box(tf.constant(grey), 0, 0, 2, 2, 255.)
+  unknown_rank = tf.placeholder(tf.float32)  # as the original's test: rank known only at run
+  padded = preprocess.pad_to_bounding_box(unknown_rank, 0, 0, 2, 2, 255.)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="wrong image tensor rank"):
+    _run(padded, {unknown_rank: grey})
+  # A 3-D image through the same unknown-rank graph still pads.
+  assert _run(padded, {unknown_rank: grey[:, :, None]}).shape == (2, 2, 1)

@@ -1,0 +1,92 @@
+"""The exported model serves every image of its dataset, exactly as evaluation scored it.
+
+A VOC-style set of JPEG images larger than the training crop (100x120 and 120x100 against a
+65x65 crop), converted, trained briefly, evaluated and exported the way the DAG does it
+(--eval_metrics_json, --dataset_dir, --check_split). Then the frozen graph runs on every image
+of the eval split at its own size, and the mIoU recomputed in numpy from its predictions
+(ignore label excluded) equals metrics.json.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.deeplab import _serving_kit as kit
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NUM_CLASSES = 4
+# (height, width): larger than the 65x65 training crop; the tallest and the widest differ.
+TRAIN_SIZES = [(100, 120)] * 8
+VAL_SIZES = [(100, 120), (96, 120), (120, 100), (100, 112), (88, 104), (100, 120)]
+
+
+def _deeplab(*args, timeout=600):
+  env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
+  env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+  proc = subprocess.run([sys.executable, "-m", "deeplab", *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  return proc
+
+
+def make_voc_tree(root: str) -> str:
+  """VOC2012 layout: JPEGImages/*.jpg, SegmentationClassRaw/*.png, ImageSets lists."""
+  from deeplab.datasets.converters.synthetic import generate_example
+  voc = os.path.join(root, "VOC2012")
+  for sub in ("JPEGImages", "SegmentationClassRaw", os.path.join("ImageSets", "Segmentation")):
+    os.makedirs(os.path.join(voc, sub), exist_ok=True)
+  index = 0
+  for split, sizes in (("train", TRAIN_SIZES), ("val", VAL_SIZES)):
+    stems = []
+    for h, w in sizes:
+      image, label = generate_example(7, index, max(h, w), NUM_CLASSES)
+      image, label = image[:h, :w], label[:h, :w].copy()
+      label[:, :3] = 255  # an ignored strip, like VOC's object borders
+      stem = f"2026_{index:06d}"
+      Image.fromarray(image).save(os.path.join(voc, "JPEGImages", stem + ".jpg"), quality=90)
+      Image.fromarray(label).save(os.path.join(voc, "SegmentationClassRaw", stem + ".png"))
+      stems.append(stem)
+      index += 1
+    with open(os.path.join(voc, "ImageSets", "Segmentation", split + ".txt"), "w") as f:
+      f.write("\n".join(stems) + "\n")
+  return voc
+
+
+@pytest.mark.slow
+def test_frozen_graph_on_every_val_image_at_full_size_reproduces_metrics_json(tmp_path):
+  data, train, eval_dir = tmp_path / "data", tmp_path / "train", tmp_path / "eval"
+  _deeplab("build-tfrecords", "--format=voc", f"--source={make_voc_tree(str(tmp_path))}",
+           f"--output_dir={data}", f"--num_classes={NUM_CLASSES}", "--num_shards=2",
+           "--class_names=background,circle,square,triangle")
+  _deeplab("train", f"--dataset_dir={data}", f"--train_logdir={train}",
+           "--model_variant=mobilenet_v2", "--num_clones=1", "--train_batch_size=4",
+           "--train_crop_size=65,65", "--output_stride=16", "--batch_norm_decay=0.99",
+           "--base_learning_rate=0.05", "--training_number_of_steps=40", "--log_steps=20",
+           "--save_summaries_secs=0", "--seed=1")
+  _deeplab("evaluate", f"--dataset_dir={data}", f"--checkpoint_dir={train}",
+           f"--eval_logdir={eval_dir}", "--eval_batch_size=2",
+           f"--result_json={tmp_path / 'eval.json'}")
+  evaluated = json.loads((tmp_path / "eval.json").read_text())
+  metrics = json.loads((eval_dir / "metrics.json").read_text())
+  # As the DAG's export task: evaluate's checkpoint and metrics.json from its result (XCom).
+  _deeplab("export", f"--checkpoint_path={evaluated['checkpoint']}",
+           f"--export_path={tmp_path / 'export'}", f"--dataset_dir={data}", "--check_split=val",
+           f"--eval_metrics_json={evaluated['metrics_json']}")
+
+  exported = json.loads((tmp_path / "export" / "export_result.json").read_text())
+  assert exported["crop_size"] == metrics["eval_crop_size"] == [513, 513]
+  checked = {(i["height"], i["width"]) for i in exported["check"]["images"]}
+  assert {(120, 100), (100, 120)} <= checked and exported["check"]["passed"]
+
+  examples, predictions = kit.frozen_graph_on_split(str(tmp_path / "export"), str(data), "val")
+  assert sorted(img.shape[:2] for _, img, _ in examples) == sorted(VAL_SIZES)
+  assert [p.shape for p in predictions] == [img.shape[:2] for _, img, _ in examples]
+  assert len(np.unique(np.concatenate([p.ravel() for p in predictions]))) > 1  # not constant
+  labels = [label for _, _, label in examples]
+  assert kit.numpy_miou(predictions, labels, NUM_CLASSES) == pytest.approx(metrics["miou"],
+                                                                           abs=1e-4)
