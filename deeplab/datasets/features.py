@@ -4,6 +4,9 @@ Pure Python: the converters encode with `tf.train.Example` protos, readers parse
 `parse_spec()`; nothing else may spell these keys.
 """
 
+import fnmatch
+import os
+
 IMAGE_ENCODED = "image/encoded"
 IMAGE_FILENAME = "image/filename"
 IMAGE_FORMAT = "image/format"
@@ -26,6 +29,17 @@ MANIFEST = "manifest.json"
 
 def shard_name(split: str, index: int, num_shards: int) -> str:
   return SHARD_TEMPLATE % (split, index, num_shards)
+
+
+def local_shards(local_dir: str, split: str) -> list:
+  """The `<split>-*` shard files of a local folder in stored (name) order; hidden and
+  unfinished (`.tmp`) files are not shards. [] when the folder or the split is missing."""
+  if not os.path.isdir(local_dir):
+    return []
+  names = fnmatch.filter(os.listdir(local_dir), SPLIT_PATTERN % split)
+  return [os.path.join(local_dir, n) for n in sorted(names)
+          if not n.startswith(".") and not n.endswith(".tmp")
+          and os.path.isfile(os.path.join(local_dir, n))]
 
 
 def parse_spec(tf):

@@ -55,8 +55,7 @@ def list_shards(dataset_dir: str, split: str) -> List[str]:
       raise UserInputError(f"dataset_dir {dataset_dir} is not a folder; pass the folder that "
                            "holds the <split>-*.tfrecord shards")
     local_dir = dataset_dir
-  files = storage.glob(os.path.join(local_dir, pattern)) if os.path.isdir(local_dir) else []
-  files = [f for f in files if os.path.isfile(f) and not os.path.basename(f).startswith(".")]
+  files = features.local_shards(local_dir, split)
   if not files:
     raise UserInputError(
         f"no TFRecords for split {split!r} in {dataset_dir} (looked for {pattern}); splits "

@@ -7,7 +7,6 @@ sorted shards one after another, records in file order (what evaluation and vis 
 
 from __future__ import annotations
 
-import glob as _glob
 import os
 from typing import List, Optional, Sequence, Tuple
 
@@ -26,8 +25,7 @@ def split_files(local_dir: str, split: str) -> List[str]:
   Raises:
     UserInputError: the split has no shards.
   """
-  files = sorted(f for f in _glob.glob(os.path.join(local_dir, features.SPLIT_PATTERN % split))
-                 if not f.endswith(".tmp"))
+  files = features.local_shards(local_dir, split)
   if not files:
     raise UserInputError(
         f"{local_dir} has no TFRecord shards for split {split!r} (expected "
