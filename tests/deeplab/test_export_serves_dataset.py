@@ -9,29 +9,20 @@ of the eval split at its own size, and the mIoU recomputed in numpy from its pre
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.deeplab import _serving_kit as kit
+from tests.deeplab._cli import run_deeplab as _deeplab
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_CLASSES = 4
 # (height, width): larger than the 65x65 training crop; the tallest and the widest differ.
 TRAIN_SIZES = [(100, 120)] * 8
 VAL_SIZES = [(100, 120), (96, 120), (120, 100), (100, 112), (88, 104), (100, 120)]
 
 
-def _deeplab(*args, timeout=600):
-  env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
-  env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-  proc = subprocess.run([sys.executable, "-m", "deeplab", *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-  return proc
 
 
 def make_voc_tree(root: str) -> str:

@@ -10,14 +10,12 @@ clone does not transfer to evaluation). Reached mIoU 0.82-0.84 at 500 steps (0.6
 """
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.deeplab._cli import run_deeplab as _deeplab
+
 STEPS = 500
 MIN_MIOU = 0.6
 
@@ -31,13 +29,6 @@ TRAIN_FLAGS = [
 ]
 
 
-def _deeplab(*args, timeout):
-  env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
-  env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-  proc = subprocess.run([sys.executable, "-m", "deeplab", *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-  return proc
 
 
 @pytest.mark.slow
