@@ -18,6 +18,8 @@ from operators import settings
 from operators.launchers.base import JobResult, Launcher
 
 TAIL_LINES = 30
+# Started in front of every job: it ends the job's group when this process dies (even SIGKILL).
+JOB_GUARD = str(pathlib.Path(__file__).with_name("job_guard.py"))
 
 
 def _group_members(pgid: int) -> list:
@@ -52,7 +54,15 @@ class LocalLauncher(Launcher):
   """`<python> -m deeplab …` in its own session; output streamed line by line into the log.
 
   The job gets its own session (start_new_session) so that killing its process group reaches
-  every process it started (input-pipeline workers, converters' pools) and nothing else.
+  every process it started (input-pipeline workers, converters' pools) and nothing else. The
+  session leader is job_guard.py, which ends the group within seconds if the process running
+  this launcher dies without calling kill() (SIGKILL, OOM killer): no job outlives its
+  supervisor, so a retry never trains beside an orphan.
+
+  A retry does not adopt a job of an earlier try (Airflow's ResumableJobMixin): the job's
+  output pipe and result file belonged to the dead process, and the retry may run on another
+  worker. The guard stops the orphan instead, and the job's folder lease makes the retry wait
+  until it is gone.
   """
 
   def __init__(self, log=None, *, python: Optional[str] = None, kill_grace_seconds: float = 10.0,
@@ -78,6 +88,7 @@ class LocalLauncher(Launcher):
       result_path = pathlib.Path(tmp) / "result.json"
       cmd = [*self.command_prefix, *argv, f"--result_json={result_path}"]
       self.log.info("Running: %s", shlex.join(cmd))
+      cmd = [self.python, JOB_GUARD, str(os.getpid()), "--", *cmd]
       tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
       # No shell: argv goes to exec as is. New session: the job and everything it starts share
       # one process group that kill() can end as a whole.
