@@ -89,12 +89,16 @@ def main(argv: list) -> None:
   # Set after the fork so that the job keeps the default SIGTERM behaviour.
   signal.signal(signal.SIGTERM, lambda signum, frame: None)
   while True:
+    try:
+      code = child.wait(timeout=POLL_SECONDS)
+    except subprocess.TimeoutExpired:
+      code = None
+    # Also when the job has just ended (e.g. on writing to the dead supervisor's pipe): what it
+    # started may still run, and nobody else will stop it.
     if orphaned or os.getppid() != supervisor:
       _end_group(child)
-    try:
-      _exit_like(child.wait(timeout=POLL_SECONDS))
-    except subprocess.TimeoutExpired:
-      pass
+    if code is not None:
+      _exit_like(code)
 
 
 if __name__ == "__main__":
