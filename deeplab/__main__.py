@@ -17,6 +17,15 @@ COMMANDS = {
     "export": "deeplab.export",
 }
 
+# command -> the flag naming the folder it writes; a job holds that folder's lease while it
+# runs (deeplab.storage.lease: one writer per folder).
+LEASED_FOLDER_FLAGS = {
+    "train": "train_logdir",
+    "evaluate": "eval_logdir",
+    "vis": "vis_logdir",
+    "export": "export_path",
+}
+
 USAGE = ("usage: python -m deeplab {" + ",".join(COMMANDS) + "} [--flags…]\n"
          "       python -m deeplab <command> --helpfull  lists a command's flags")
 
@@ -32,7 +41,8 @@ def run(argv: list) -> int:
     return EXIT_BAD_INPUT
   module = importlib.import_module(COMMANDS[command])
   from deeplab.cli import run_main
-  return run_main(module.main, [f"deeplab {command}"] + argv[2:])
+  return run_main(module.main, [f"deeplab {command}"] + argv[2:],
+                  lease_flag=LEASED_FOLDER_FLAGS.get(command))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Runs one command's `main(argv)` under absl flag parsing and maps errors to exit codes."""
 
+import contextlib
 import logging
 import sys
 import traceback
-from typing import Callable
+from typing import Callable, Optional
 
 from absl import flags
 
 from deeplab.errors import EXIT_BAD_INPUT, EXIT_OK, NonFiniteLossError, UserInputError
+from deeplab.storage import lease
 
 log = logging.getLogger("deeplab")
 
@@ -25,8 +27,12 @@ def _setup_logging() -> None:
     pass
 
 
-def run_main(main: Callable[[list], int | None], argv: list) -> int:
-  """Parses absl flags from argv, calls main(argv) and returns the exit code."""
+def run_main(main: Callable[[list], int | None], argv: list,
+             lease_flag: Optional[str] = None) -> int:
+  """Parses absl flags from argv, calls main(argv) and returns the exit code.
+
+  With `lease_flag`, main runs while holding the lease on the folder that flag names.
+  """
   _setup_logging()
   if any(a in ("--help", "--helpfull", "-h") for a in argv[1:]):
     # absl defines its help flags only through absl.app, which we do not use.
@@ -39,8 +45,14 @@ def run_main(main: Callable[[list], int | None], argv: list) -> int:
     print(f"error: {e}\nPass --helpfull to list the flags.", file=sys.stderr)
     return EXIT_BAD_INPUT
   try:
-    code = main(rest)
+    folder = lease.folder_of(getattr(flags.FLAGS, lease_flag)) if lease_flag else None
+    with lease.hold(folder, argv[0]) if folder else contextlib.nullcontext():
+      code = main(rest)
     return EXIT_OK if code is None else int(code)
+  except lease.FolderBusyError as e:
+    log.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    return e.exit_code
   except UserInputError as e:
     log.error("%s", e)
     print(f"error: {e}", file=sys.stderr)

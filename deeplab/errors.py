@@ -7,6 +7,8 @@ NaN/inf (retrying cannot help either); anything else is transient.
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE_LOSS = 3
+# Transient (retried): another live job holds the output folder's lease (EX_TEMPFAIL).
+EXIT_FOLDER_BUSY = 75
 
 
 class UserInputError(ValueError):
