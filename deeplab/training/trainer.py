@@ -269,13 +269,36 @@ def _train(cfg, ignore_label, input_fn, logdir: TrainLogdir, num_gpus, start_tim
     sess.run(g.init_op)
     sess.run(g.iterator.initializer)
     if resume:
-      g.saver.restore(sess, resume)
+      resume = _restore_newest(sess, g.saver, logdir, resume)
+      start_step = checkpoint_step(resume) or 0
     elif init_fn is not None:
       init_fn(sess)
     return _loop(cfg, sess, g, writer, logdir, resume, start_step, start_time, ignore_label)
   finally:
     writer.close()
     sess.close()
+
+
+def _restore_newest(sess, saver, logdir: TrainLogdir, prefix: str) -> str:
+  """Restores `prefix`, or the newest complete checkpoint left if it vanished meanwhile.
+
+  Raises:
+    RuntimeError: no checkpoint of the folder restores any more (transient: a retry looks
+      again).
+  """
+  failed = []
+  while prefix:
+    try:
+      saver.restore(sess, prefix)
+      return prefix
+    except (ValueError, tf.errors.OpError) as e:  # missing, truncated or corrupt files
+      failed.append(os.path.basename(prefix))
+      log.warning("cannot restore %s (%s): it was pruned or half-written; re-reading the "
+                  "checkpoint index and falling back to the newest complete checkpoint",
+                  logdir.uri_of(prefix), str(e).splitlines()[0] if str(e) else type(e).__name__)
+      prefix = logdir.latest_checkpoint(skip=failed)
+  raise RuntimeError(f"no checkpoint in {logdir.uri} restores any more (tried {failed}); "
+                     "a retry will look again")
 
 
 def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step, start_time,
