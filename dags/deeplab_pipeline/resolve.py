@@ -164,6 +164,7 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
       "train_crop_size": list(conf["train_crop_size"] or []),
       "tf_initial_checkpoint": checkpoint,
       "initialize_last_layer": conf["initialize_last_layer"],
+      "save_interval_secs": 600,  # a preempted node loses <= 10 min; extra_train_flags overrides
       **extra,
   }
   # TrainConfig knows every rule of the trainer (batch vs clones, crop pair, strides, ...).

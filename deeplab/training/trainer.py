@@ -173,23 +173,50 @@ def _format_eta(seconds: float) -> str:
   return "%d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)
 
 
+# After SIGTERM the loop ends its step, saves and uploads; if that takes longer the process
+# exits anyway (the previous checkpoint stays valid: saves are atomic). 20 s fits Kubernetes'
+# default 30 s grace period (and the local launcher's) with room for the process to end.
+SIGTERM_BUDGET_SECONDS = 20.0
+EXIT_SIGTERM = 143  # 128 + SIGTERM, what a shell reports: transient, the retry resumes
+
+
+def _exit_now(code: int) -> None:
+  os._exit(code)
+
+
 @contextlib.contextmanager
 def _sigterm_flag():
-  """Yields a dict whose 'stop' turns True on SIGTERM (preemption): save, then exit."""
+  """Yields a dict whose 'stop' turns True on SIGTERM (preemption): save, then exit.
+
+  The first SIGTERM also arms a timer that ends the process after SIGTERM_BUDGET_SECONDS.
+  """
   state = {"stop": False}
   if threading.current_thread() is not threading.main_thread():
     yield state
     return
+  timers = []
+
+  def over_budget():
+    log.error("no checkpoint saved within %.0f s of SIGTERM: exiting without it (the previous "
+              "one is complete)", SIGTERM_BUDGET_SECONDS)
+    _exit_now(EXIT_SIGTERM)
 
   def handler(signum, frame):
     del frame
-    log.warning("signal %d received: saving a checkpoint and stopping", signum)
+    log.warning("signal %d received: saving a checkpoint and stopping (at most %.0f s)", signum,
+                SIGTERM_BUDGET_SECONDS)
     state["stop"] = True
+    if not timers:
+      timers.append(threading.Timer(SIGTERM_BUDGET_SECONDS, over_budget))
+      timers[0].daemon = True
+      timers[0].start()
   old = signal.signal(signal.SIGTERM, handler)
   try:
     yield state
   finally:
     signal.signal(signal.SIGTERM, old)
+    for t in timers:
+      t.cancel()
 
 
 def train(cfg: config_lib.TrainConfig, ignore_label: int = 255,
@@ -363,7 +390,7 @@ def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step,
     if signals["stop"]:
       # No train_result.json: the run is not finished; a retry resumes from this checkpoint.
       log.warning("stopped at step %d of %d by a signal; re-run to resume", step, total)
-      raise SystemExit(143)
+      raise SystemExit(EXIT_SIGTERM)
     times = timed or warmup
     images_per_sec = len(times) * cfg.train_batch_size / sum(times) if times else None
     result = _result(cfg, logdir, step, loss, images_per_sec, prefix, start_time, start_step)

@@ -65,7 +65,8 @@ class LocalLauncher(Launcher):
   until it is gone.
   """
 
-  def __init__(self, log=None, *, python: Optional[str] = None, kill_grace_seconds: float = 10.0,
+  # Kubernetes' default grace period: room for the trainer's 20 s SIGTERM budget (save + upload).
+  def __init__(self, log=None, *, python: Optional[str] = None, kill_grace_seconds: float = 30.0,
                env: Optional[Mapping[str, str]] = None, command_prefix: Optional[Sequence[str]] = None):
     super().__init__(log)
     self.python = python or settings.python_executable()
