@@ -105,7 +105,7 @@ def check_images(dataset_dir: Optional[str], split: str, count: int,
 def _publish(tmp: str, folder: str) -> None:
   """Moves the finished export into place; export_result.json goes last."""
   if storage.is_gcs(folder):
-    storage.sync_dir(tmp, folder, commit_last=(EXPORT_RESULT,))
+    storage.sync_dir(tmp, folder, commit_last=(EXPORT_RESULT,), replace=True)
     return
   if not os.path.exists(folder):
     os.rename(tmp, folder)  # atomic: the folder appears complete
