@@ -204,8 +204,10 @@ class _GcsLease:
       if current is None:
         self._write(if_generation_match=0)  # create only if absent: atomic on GCS
         return None
-      with gcs.errors_for(self.uri):
-        holder = _parse(current.download_as_bytes())
+      try:
+        holder = _parse(current.download_as_bytes(if_generation_match=current.generation))
+      except gexc.NotFound:
+        return {}  # released between our two reads: look again
       age = time.time() - current.updated.timestamp() if current.updated else 0.0
       ttl = float((holder or {}).get("ttl_seconds", TTL_SECONDS))
       if _dead_on_this_host(holder) or age > ttl or holder is None:
