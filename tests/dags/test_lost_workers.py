@@ -98,6 +98,8 @@ def test_sigkilled_train_task_is_retried_without_a_second_trainer(services, tmp_
   guards = [argv for argv in _processes_mentioning(str(logdir)).values() if _is_guard(argv)]
   assert len(guards) == 1, guards
   task_process = int(guards[0][2])  # job_guard.py <supervisor pid> -- …
+  guard_pid = next(pid for pid, argv in _processes_mentioning(str(logdir)).items()
+                   if _is_guard(argv))
   assert not (logdir / "train_result.json").exists(), "trained to the end before the kill"
   os.kill(task_process, signal.SIGKILL)
 
@@ -111,6 +113,10 @@ def test_sigkilled_train_task_is_retried_without_a_second_trainer(services, tmp_
   assert result["final_step"] == STEPS and 5 <= result["start_step"] < STEPS
   assert f'model_checkpoint_path: "model.ckpt-{STEPS}"' in (logdir / "checkpoint").read_text()
   assert len(watch.seen) >= 2, "the retry's trainer was never seen"
+  # The retry read try 1's job from Airflow's real task_state_store (job_record).
+  retry_logs = "".join(p.read_text() for p in
+                       (tmp_path / "airflow_home" / "logs").rglob("task_id=train/attempt=2*"))
+  assert f"earlier try (process group {guard_pid})" in retry_logs, retry_logs[-3000:]
   assert watch.max_at_once == 1, "two trainers ran on the logdir at once"
   time.sleep(1)
   assert _processes_mentioning(str(storage)) == {}, "a process of the run is still running"
