@@ -48,6 +48,10 @@ def _processes_mentioning(text: str) -> dict:
   return found
 
 
+def _ppid(pid: int) -> int:
+  return int(pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def _is_guard(argv: list) -> bool:
   return len(argv) > 1 and argv[1].endswith("job_guard.py")
 
@@ -95,11 +99,11 @@ def test_sigkilled_train_task_is_retried_without_a_second_trainer(services, tmp_
   run_url = services.trigger(CONF)
   index = _first_checkpoint(storage, services)
   logdir = index.parent
-  guards = [argv for argv in _processes_mentioning(str(logdir)).values() if _is_guard(argv)]
-  assert len(guards) == 1, guards
-  task_process = int(guards[0][2])  # job_guard.py <supervisor pid> -- …
-  guard_pid = next(pid for pid, argv in _processes_mentioning(str(logdir)).items()
-                   if _is_guard(argv))
+  trainers = watch.trainers()
+  assert len(trainers) == 1, trainers
+  guard_pid = _ppid(next(iter(trainers)))
+  assert _is_guard(_cmdline(str(guard_pid))), "the trainer does not run under job_guard.py"
+  task_process = _ppid(guard_pid)  # the process running the operator
   assert not (logdir / "train_result.json").exists(), "trained to the end before the kill"
   os.kill(task_process, signal.SIGKILL)
 
@@ -108,6 +112,7 @@ def test_sigkilled_train_task_is_retried_without_a_second_trainer(services, tmp_
   watch.join()
   tis = services.task_instances(run_url)
   assert state == "success", {k: v["state"] for k, v in tis.items()}
+  assert watch.max_at_once == 1, "two trainers ran on the logdir at once"
   assert tis["train"]["try_number"] == 2
   result = json.loads((logdir / "train_result.json").read_text())
   assert result["final_step"] == STEPS and 5 <= result["start_step"] < STEPS
@@ -117,7 +122,6 @@ def test_sigkilled_train_task_is_retried_without_a_second_trainer(services, tmp_
   retry_logs = "".join(p.read_text() for p in
                        (tmp_path / "airflow_home" / "logs").rglob("task_id=train/attempt=2*"))
   assert f"earlier try (process group {guard_pid})" in retry_logs, retry_logs[-3000:]
-  assert watch.max_at_once == 1, "two trainers ran on the logdir at once"
   time.sleep(1)
   assert _processes_mentioning(str(storage)) == {}, "a process of the run is still running"
 
