@@ -1,7 +1,7 @@
 """`python -m deeplab <command> --flags…`: the CLI contract between operators and the library.
 
 Exit codes (deeplab.contract): 0 done; 2 bad input or configuration; 3 non-finite loss;
-130/143 interrupted/terminated; anything else transient.
+75 the output folder is busy; 130/143 interrupted/terminated; anything else transient.
 """
 
 import sys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import logging
 import os
@@ -19,6 +20,7 @@ from deeplab import cli_flags
 from deeplab.contract import (COMMANDS, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK,
                               EXIT_TRANSIENT)
 from deeplab.errors import NonFiniteLossError, UserInputError
+from deeplab.storage import lease
 
 log = logging.getLogger("deeplab")
 VERBOSE_ENV = "DEEPLAB_VERBOSE"
@@ -102,6 +104,10 @@ def guarded(fn: Callable[[], int | None]) -> int:
   try:
     code = fn()
     return EXIT_OK if code is None else int(code)
+  except lease.FolderBusyError as e:
+    log.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    return e.exit_code
   except UserInputError as e:
     log.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
@@ -137,4 +143,11 @@ def run_command(command: str, argv: list) -> int:
     return EXIT_BAD_INPUT
   quiet_tensorflow(parsed.verbosity)
   module = importlib.import_module(COMMANDS[command])
-  return guarded(lambda: module.main(parsed))
+  output_folder = getattr(module, "output_folder", None)
+
+  def work():
+    # One writer per output folder: the job holds its folder's lease while it runs.
+    folder = lease.folder_of(output_folder(parsed)) if output_folder else None
+    with lease.hold(folder, prog) if folder else contextlib.nullcontext():
+      return module.main(parsed)
+  return guarded(work)

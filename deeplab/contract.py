@@ -21,6 +21,7 @@ EXIT_OK = 0
 EXIT_TRANSIENT = 1          # an unexpected error (storage down, a crash): retried
 EXIT_BAD_INPUT = 2          # bad input or configuration: retrying cannot help
 EXIT_NONFINITE_LOSS = 3     # the training loss became NaN/inf: retrying cannot help
+EXIT_FOLDER_BUSY = 75       # another live job holds the output folder's lease: retried later
 EXIT_INTERRUPTED = 130      # SIGINT (128 + 2): retried
 EXIT_TERMINATED = 143       # SIGTERM (128 + 15), after saving a checkpoint: retried, resumes
 NON_RETRYABLE = {
@@ -42,6 +43,8 @@ def exit_meaning(code: int) -> str:
     return NON_RETRYABLE[code]
   if code == EXIT_TERMINATED:
     return "stopped by SIGTERM after saving; will be retried and resume"
+  if code == EXIT_FOLDER_BUSY:
+    return "another job is writing the same folder; will be retried"
   if code == EXIT_INTERRUPTED:
     return "interrupted; will be retried"
   return "transient failure, will be retried"

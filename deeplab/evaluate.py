@@ -122,6 +122,11 @@ def _pct(v: Optional[float]) -> str:
   return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
+def output_folder(parsed: ParsedFlags) -> Optional[str]:
+  """The folder this command writes (the CLI holds its lease while it runs)."""
+  return parsed.values["eval_logdir"]
+
+
 def main(parsed: ParsedFlags) -> int:
   ignored = parsed.settings(IgnoredEvalFlags)
   raise_problems(ignored.problems(), "evaluate flags")

@@ -128,7 +128,7 @@ def size_settings(model_cfg: ModelConfig, crop_size: Optional[Tuple[int, int]],
 def _publish(tmp: str, folder: str) -> None:
   """Moves the finished export into place; export_result.json goes last."""
   if storage.is_gcs(folder):
-    storage.sync_dir(tmp, folder, commit_last=(EXPORT_RESULT,))
+    storage.sync_dir(tmp, folder, commit_last=(EXPORT_RESULT,), replace=True)
     return
   if not os.path.exists(folder):
     os.rename(tmp, folder)  # atomic: the folder appears complete
@@ -229,6 +229,11 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
   finally:
     if tmp and os.path.exists(tmp):
       shutil.rmtree(tmp, ignore_errors=True)
+
+
+def output_folder(parsed: ParsedFlags) -> Optional[str]:
+  """The folder this command writes (the CLI holds its lease while it runs)."""
+  return parsed.values["export_path"]
 
 
 def main(parsed: ParsedFlags) -> int:

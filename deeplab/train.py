@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Optional
 
 from deeplab import storage
 from deeplab.cli_flags import ParsedFlags
@@ -62,6 +63,16 @@ def with_dataset_classes(cfg: TrainConfig, num_classes: int, dataset_dir: str) -
         f"{dataset_dir} has {num_classes} classes; set num_classes to null (from the dataset) "
         "or train on the dataset the configuration was written for")
   return cfg
+
+
+def output_folder(parsed: ParsedFlags) -> Optional[str]:
+  """The train_logdir (a flag, or the --config_json's); the CLI holds its lease."""
+  if parsed.values["train_logdir"]:
+    return parsed.values["train_logdir"]
+  uri = parsed.values["config_json"]
+  if uri and storage.exists(uri):
+    return load_train_config(storage.read_text(uri), source=uri).train_logdir
+  return None
 
 
 def main(parsed: ParsedFlags) -> int:

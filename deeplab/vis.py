@@ -95,6 +95,11 @@ def visualize(dataset_dir: str, split: str, checkpoint: str, vis_logdir: str,
           "segmentation_results": storage.join(vis_logdir, SEMANTIC_DIR)}
 
 
+def output_folder(parsed: ParsedFlags) -> Optional[str]:
+  """The folder this command writes (the CLI holds its lease while it runs)."""
+  return parsed.values["vis_logdir"]
+
+
 def main(parsed: ParsedFlags) -> int:
   raise_problems(parsed.settings(IgnoredVisFlags).problems(), "vis flags")
   cfg = parsed.settings(VisConfig)

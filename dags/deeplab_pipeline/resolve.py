@@ -28,6 +28,9 @@ _RESERVED_FLAGS = {"dataset_dir", "train_logdir", "num_clones", "result_json", "
                    "output_dir", "source", "format", "checkpoint_dir", "eval_logdir",
                    "export_path", "checkpoint_path"}
 # Top-level Params that are training settings (the rest come through extra_train_flags).
+# What a DAG run sets unless extra_train_flags says otherwise: a preempted node loses at most
+# 10 minutes of training (the original default saves every 20).
+PIPELINE_TRAIN_SETTINGS = {"save_interval_secs": 600}
 TRAIN_PARAMS = ("model_variant", "atrous_rates", "output_stride", "decoder_output_stride",
                  "num_clones", "train_batch_size", "training_number_of_steps",
                  "base_learning_rate", "train_crop_size", "initialize_last_layer")
@@ -123,7 +126,7 @@ def check_paths(settings, root: str, what: str):
 def _train_config(conf: Mapping[str, Any], extra: Mapping[str, Any], checkpoint,
                   num_classes, dataset_dir: str, train_logdir: str) -> "dlconfig.TrainConfig":
   """The run's TrainConfig from the Params and extra_train_flags (not validated)."""
-  settings = {k: conf.get(k) for k in TRAIN_PARAMS}
+  settings = {**PIPELINE_TRAIN_SETTINGS, **{k: conf.get(k) for k in TRAIN_PARAMS}}
   settings["atrous_rates"] = settings["atrous_rates"] or None
   settings["decoder_output_stride"] = settings["decoder_output_stride"] or None
   settings.update(extra)

@@ -293,17 +293,35 @@ def _commit_rank(rel: str, commit_last: Sequence[str]) -> int:
   return 0
 
 
-def sync_dir(local_dir: str, uri: str, commit_last: Iterable[str] = ()) -> None:
+def sync_dir(local_dir: str, uri: str, commit_last: Iterable[str] = (),
+             replace: bool = False) -> None:
   """Uploads files under `local_dir` that are new or changed (size + crc32c) to folder `uri`.
 
   Files named in `commit_last` (a relative path or a base name) are uploaded after all others,
   in the order given, so a reader waiting for them sees a complete folder. Remote files that
-  are not local are left alone. A local `uri` gets atomic copies.
+  are not local are left alone, unless `replace`: then a gs:// folder ends up holding exactly
+  the local files (a stage re-run into the same prefix leaves nothing stale): the old commit
+  files are deleted first, the remote files that are not local are deleted before the new
+  commit files are uploaded. A local `uri` gets atomic copies.
   """
-  _sync(local_dir, uri, tuple(commit_last), include_commit=True)
+  _sync(local_dir, uri, tuple(commit_last), include_commit=True, replace=replace)
 
 
-def _sync(local_dir: str, uri: str, commit_last: Tuple[str, ...], include_commit: bool) -> None:
+def _uncommit(uri: str, commit_last: Sequence[str]) -> None:
+  """Deletes a gs:// folder's commit files: readers see it as unfinished until they are back."""
+  for name in commit_last:
+    delete(join(uri, name))
+
+
+def _keep_remote(rel: str) -> bool:
+  """Remote files a replacing sync must never delete: a live job's lease, uploads in flight."""
+  from deeplab.storage.lease import LEASE_NAME
+  base = posixpath.basename(rel)
+  return base == LEASE_NAME or gcs.is_tmp_name(base)
+
+
+def _sync(local_dir: str, uri: str, commit_last: Tuple[str, ...], include_commit: bool,
+          replace: bool = False) -> None:
   files = [f for f in _walk_files(local_dir) if not gcs.is_tmp_name(posixpath.basename(f))]
   if not include_commit:
     files = [f for f in files if not _commit_rank(f, commit_last)]
@@ -320,11 +338,22 @@ def _sync(local_dir: str, uri: str, commit_last: Tuple[str, ...], include_commit
   bucket, prefix = _folder_prefix(uri)
   remote_blobs, _ = gcs.list_blobs(f"gs://{bucket}/{prefix}")
   remote = {b.name[len(prefix):]: b for b in remote_blobs}
-  for rel in files:
+  body = [f for f in files if not _commit_rank(f, commit_last)]
+  commits = [f for f in files if _commit_rank(f, commit_last)]
+  if replace:  # from here until the new commit files are up, readers see an unfinished folder
+    _uncommit(uri, [r for r in remote if _commit_rank(r, commit_last)])
+  for rel in body:
     src = os.path.join(local_dir, rel)
-    if rel in remote and gcs.matches(src, remote[rel]):
-      continue
-    upload_file(src, f"gs://{bucket}/{prefix}{rel}")
+    if not (rel in remote and gcs.matches(src, remote[rel])):
+      upload_file(src, f"gs://{bucket}/{prefix}{rel}")
+  if replace:
+    for stale in sorted(set(remote) - set(files)):
+      if not _keep_remote(stale) and not _commit_rank(stale, commit_last):
+        delete(f"gs://{bucket}/{prefix}{stale}")
+  for rel in commits:
+    src = os.path.join(local_dir, rel)
+    if replace or not (rel in remote and gcs.matches(src, remote[rel])):
+      upload_file(src, f"gs://{bucket}/{prefix}{rel}")
 
 
 class OutputDir(str):
@@ -333,10 +362,13 @@ class OutputDir(str):
   uri: str
   commit_last: Tuple[str, ...]
 
-  def sync(self, commit: bool = True) -> None:
-    """Uploads new/changed files; with commit=False the commit_last files are held back."""
+  def sync(self, commit: bool = True, replace: bool = False) -> None:
+    """Uploads new/changed files; with commit=False the commit_last files are held back.
+
+    With replace, remote files that are not local are deleted (see sync_dir).
+    """
     if is_gcs(self.uri):
-      _sync(str(self), self.uri, self.commit_last, include_commit=commit)
+      _sync(str(self), self.uri, self.commit_last, include_commit=commit, replace=replace)
 
 
 @contextlib.contextmanager
@@ -346,10 +378,13 @@ def output_dir(uri: str, commit_last: Sequence[str] = ("manifest.json",)) -> Ite
   Local `uri`: the folder itself (created). gs:// `uri`: a fresh local staging folder; call
   `.sync()` on it to upload early (e.g. after each checkpoint); on clean exit everything is
   uploaded with the `commit_last` names last, then the staging folder is removed. On an
-  exception nothing more is uploaded.
+  exception nothing more is uploaded. A gs:// folder written before (a re-run) loses its
+  commit files on entry and, on clean exit, every file this run did not write: a reader never
+  takes an old file, or a folder half-rewritten, for this run's output.
   """
   if is_gcs(uri):
     split_gcs(uri)  # Fail fast on a malformed URI.
+    _uncommit(uri, commit_last)
     local = tempfile.mkdtemp(prefix="deeplab-out-")
   else:
     os.makedirs(uri, exist_ok=True)
@@ -359,7 +394,7 @@ def output_dir(uri: str, commit_last: Sequence[str] = ("manifest.json",)) -> Ite
   out.commit_last = tuple(commit_last)
   try:
     yield out
-    out.sync()
+    out.sync(replace=True)
   finally:
     if is_gcs(uri):
       shutil.rmtree(local, ignore_errors=True)

@@ -15,10 +15,10 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Optional
+from typing import Iterable, Optional
 
 from deeplab import storage
-from deeplab.storage.checkpoints import CHECKPOINT_INDEX
+from deeplab.storage.checkpoints import CHECKPOINT_INDEX, checkpoint_step
 from deeplab.compat import tf
 
 log = logging.getLogger("deeplab.train")
@@ -60,16 +60,26 @@ class TrainLogdir:
       self.local = uri
 
   # -- resume ------------------------------------------------------------------------------
-  def latest_checkpoint(self) -> Optional[str]:
+  def latest_checkpoint(self, skip: Iterable[str] = ()) -> Optional[str]:
     """The newest complete checkpoint as a local prefix (downloaded for gs://), or None.
 
-    Follows the `checkpoint` index; if the newest entry is incomplete (no .index file) the
-    previous ones are tried, so a crash in the middle of a save costs one save interval.
+    Follows the `checkpoint` index (read afresh at each call); if the newest entry is
+    incomplete (no .index file, a missing data shard) the previous ones are tried, then any
+    other `model.ckpt-<step>` in the folder, newest step first: a crash in the middle of a save,
+    or a checkpoint pruned under a resuming job, costs one save interval, not the run.
+
+    Args:
+      skip: checkpoint base names not to return (ones that failed to restore).
     """
     index_uri = storage.join(self.uri, CHECKPOINT_INDEX)
-    if not storage.exists(index_uri):
-      return None
-    for name in _index_entries(storage.read_text(index_uri)):
+    names = _index_entries(storage.read_text(index_uri)) if storage.exists(index_uri) else []
+    on_disk = [os.path.basename(u)[:-len(".index")]
+               for u in storage.glob(storage.join(self.uri, CHECKPOINT_BASENAME + "-*.index"))]
+    names += sorted((n for n in on_disk if n not in names and checkpoint_step(n) is not None),
+                    key=checkpoint_step, reverse=True)
+    for name in names:
+      if name in skip:
+        continue
       if self.is_gcs:
         files = storage.glob(storage.join(self.uri, name + ".*"))
         if not any(f.endswith(".index") for f in files):

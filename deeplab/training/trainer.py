@@ -27,6 +27,7 @@ from deeplab import storage
 from deeplab.training import deployment, learning_rate, losses, train_utils
 from deeplab.training.checkpoint_init import get_model_init_fn, stage_initial_checkpoint
 from deeplab.compat import tf
+from deeplab.contract import EXIT_TERMINATED
 from deeplab.errors import NonFiniteLossError, UserInputError
 from deeplab.storage.checkpoints import checkpoint_step
 from deeplab.training.logdir import (CHECKPOINT_BASENAME, CONFIG_JSON, TRAIN_RESULT_JSON,
@@ -182,23 +183,49 @@ def _format_eta(seconds: float) -> str:
   return "%d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)
 
 
+# After SIGTERM the loop ends its step, saves and uploads; if that takes longer the process
+# exits anyway (the previous checkpoint stays valid: saves are atomic). 20 s fits Kubernetes'
+# default 30 s grace period (and the local launcher's) with room for the process to end.
+SIGTERM_BUDGET_SECONDS = 20.0
+
+
+def _exit_now(code: int) -> None:
+  os._exit(code)
+
+
 @contextlib.contextmanager
 def _sigterm_flag():
-  """Yields a dict whose 'stop' turns True on SIGTERM (preemption): save, then exit."""
+  """Yields a dict whose 'stop' turns True on SIGTERM (preemption): save, then exit.
+
+  The first SIGTERM also arms a timer that ends the process after SIGTERM_BUDGET_SECONDS.
+  """
   state = {"stop": False}
   if threading.current_thread() is not threading.main_thread():
     yield state
     return
+  timers = []
+
+  def over_budget():
+    log.error("no checkpoint saved within %.0f s of SIGTERM: exiting without it (the previous "
+              "one is complete)", SIGTERM_BUDGET_SECONDS)
+    _exit_now(EXIT_TERMINATED)
 
   def handler(signum, frame):
     del frame
-    log.warning("signal %d received: saving a checkpoint and stopping", signum)
+    log.warning("signal %d received: saving a checkpoint and stopping (at most %.0f s)", signum,
+                SIGTERM_BUDGET_SECONDS)
     state["stop"] = True
+    if not timers:
+      timers.append(threading.Timer(SIGTERM_BUDGET_SECONDS, over_budget))
+      timers[0].daemon = True
+      timers[0].start()
   old = signal.signal(signal.SIGTERM, handler)
   try:
     yield state
   finally:
     signal.signal(signal.SIGTERM, old)
+    for t in timers:
+      t.cancel()
 
 
 def train(cfg: config_lib.TrainConfig, ignore_label: int = 255,
@@ -278,13 +305,36 @@ def _train(cfg, ignore_label, input_fn, logdir: TrainLogdir, num_gpus, start_tim
     sess.run(g.init_op)
     sess.run(g.iterator.initializer)
     if resume:
-      g.saver.restore(sess, resume)
+      resume = _restore_newest(sess, g.saver, logdir, resume)
+      start_step = checkpoint_step(resume) or 0
     elif init_fn is not None:
       init_fn(sess)
     return _loop(cfg, sess, g, writer, logdir, resume, start_step, start_time, ignore_label)
   finally:
     writer.close()
     sess.close()
+
+
+def _restore_newest(sess, saver, logdir: TrainLogdir, prefix: str) -> str:
+  """Restores `prefix`, or the newest complete checkpoint left if it vanished meanwhile.
+
+  Raises:
+    RuntimeError: no checkpoint of the folder restores any more (transient: a retry looks
+      again).
+  """
+  failed = []
+  while prefix:
+    try:
+      saver.restore(sess, prefix)
+      return prefix
+    except (ValueError, tf.errors.OpError) as e:  # missing, truncated or corrupt files
+      failed.append(os.path.basename(prefix))
+      log.warning("cannot restore %s (%s): it was pruned or half-written; re-reading the "
+                  "checkpoint index and falling back to the newest complete checkpoint",
+                  logdir.uri_of(prefix), str(e).splitlines()[0] if str(e) else type(e).__name__)
+      prefix = logdir.latest_checkpoint(skip=failed)
+  raise RuntimeError(f"no checkpoint in {logdir.uri} restores any more (tried {failed}); "
+                     "a retry will look again")
 
 
 def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step, start_time,
@@ -349,7 +399,7 @@ def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step,
     if signals["stop"]:
       # No train_result.json: the run is not finished; a retry resumes from this checkpoint.
       log.warning("stopped at step %d of %d by a signal; re-run to resume", step, total)
-      raise SystemExit(143)
+      raise SystemExit(EXIT_TERMINATED)
     times = timed or warmup
     images_per_sec = len(times) * cfg.train_batch_size / sum(times) if times else None
     result = _result(cfg, logdir, step, loss, images_per_sec, prefix, start_time, start_step)

@@ -15,9 +15,12 @@ import time
 from typing import Any, Mapping, Optional, Sequence
 
 from operators import settings
+from operators.launchers import job_record
 from operators.launchers.base import JobResult, Launcher
 
 TAIL_LINES = 30
+# Started in front of every job: it ends the job's group when this process dies (even SIGKILL).
+JOB_GUARD = str(pathlib.Path(__file__).with_name("job_guard.py"))
 
 
 def _group_members(pgid: int) -> list:
@@ -52,10 +55,20 @@ class LocalLauncher(Launcher):
   """`<python> -m deeplab …` in its own session; output streamed line by line into the log.
 
   The job gets its own session (start_new_session) so that killing its process group reaches
-  every process it started (input-pipeline workers, converters' pools) and nothing else.
+  every process it started (input-pipeline workers, converters' pools) and nothing else. The
+  session leader is job_guard.py, which ends the group within seconds if the process running
+  this launcher dies without calling kill() (SIGKILL, OOM killer): no job outlives its
+  supervisor, so a retry never trains beside an orphan.
+
+  A retry does not adopt a job of an earlier try (Airflow's ResumableJobMixin): the job's
+  output pipe and result file belonged to the dead process, and the retry may run on another
+  worker. The guard stops the orphan instead, the job's folder lease makes the retry wait until
+  it is gone, and a retry on the same host stops a job recorded in the task_state_store whose
+  guard is gone too (job_record).
   """
 
-  def __init__(self, log=None, *, python: Optional[str] = None, kill_grace_seconds: float = 10.0,
+  # Kubernetes' default grace period: room for the trainer's 20 s SIGTERM budget (save + upload).
+  def __init__(self, log=None, *, python: Optional[str] = None, kill_grace_seconds: float = 30.0,
                env: Optional[Mapping[str, str]] = None, command_prefix: Optional[Sequence[str]] = None):
     super().__init__(log)
     self.python = python or settings.python_executable()
@@ -78,13 +91,16 @@ class LocalLauncher(Launcher):
       result_path = pathlib.Path(tmp) / "result.json"
       cmd = [*self.command_prefix, *argv, f"--result_json={result_path}"]
       self.log.info("Running: %s", shlex.join(cmd))
+      cmd = [self.python, JOB_GUARD, str(os.getpid()), "--", *cmd]
       tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
+      job_record.stop_previous(context, self._stop_group, self.log)
       # No shell: argv goes to exec as is. New session: the job and everything it starts share
       # one process group that kill() can end as a whole.
       proc = self._proc = subprocess.Popen(
           cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
           env=self._child_env(), start_new_session=True)
       try:
+        job_record.record(context, proc.pid, self.log)
         self._stream(proc, tail)
         code = proc.wait()
       finally:
@@ -92,6 +108,7 @@ class LocalLauncher(Launcher):
         # in every case nothing the job started may outlive it.
         self.kill()
         proc.stdout.close()
+      job_record.forget(context, self.log)
       result = None
       if result_path.exists():
         try:
@@ -135,9 +152,13 @@ class LocalLauncher(Launcher):
     proc = self._proc
     if proc is None:
       return
-    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    self._stop_group(proc.pid, proc)  # start_new_session: the leader's pid is the group id
+
+  def _stop_group(self, pgid: int, proc: Optional[subprocess.Popen] = None) -> None:
+    """SIGTERM to process group `pgid`, SIGKILL after the grace period; reaps `proc`."""
+    reap = proc.poll if proc is not None else (lambda: None)
     if not _group_alive(pgid):
-      proc.poll()
+      reap()
       return
     self.log.info("Stopping process group %d (SIGTERM)", pgid)
     try:
@@ -146,7 +167,7 @@ class LocalLauncher(Launcher):
       return
     deadline = time.monotonic() + self.kill_grace_seconds
     while time.monotonic() < deadline:
-      proc.poll()  # reap the leader so that it does not linger as a zombie
+      reap()  # reap the leader so that it does not linger as a zombie
       if not _group_alive(pgid):
         return
       time.sleep(0.05)
@@ -156,7 +177,8 @@ class LocalLauncher(Launcher):
       os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
       pass
-    try:
-      proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-      pass
+    if proc is not None:
+      try:
+        proc.wait(timeout=5)
+      except subprocess.TimeoutExpired:
+        pass

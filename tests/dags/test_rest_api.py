@@ -2,121 +2,21 @@
 through the REST API with a conf and see it succeed; a bad conf is refused."""
 
 import json
-import os
-import pathlib
-import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 
 import pytest
 
+from tests.dags.airflow_services import AirflowServices, request as _request, wait as _wait
 from tests.dags.test_end_to_end import TINY
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
-BIN = pathlib.Path(sys.executable).parent
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def _request(method, url, token=None, body=None, timeout=30):
-  data = json.dumps(body).encode() if body is not None else None
-  req = urllib.request.Request(url, data=data, method=method,
-                               headers={"Content-Type": "application/json"})
-  if token:
-    req.add_header("Authorization", f"Bearer {token}")
-  try:
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-      return resp.status, json.loads(resp.read() or b"null")
-  except urllib.error.HTTPError as e:
-    return e.code, json.loads(e.read() or b"null")
-
-
-def _wait(predicate, timeout, what, logs):
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    try:
-      value = predicate()
-      if value:
-        return value
-    except (OSError, urllib.error.URLError):
-      pass
-    time.sleep(2)
-  tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-  raise AssertionError(f"timed out waiting for {what}\n{tails}")
 
 
 @pytest.fixture
 def airflow_services(tmp_path):
-  home = tmp_path / "airflow_home"
-  home.mkdir()
-  port = _free_port()
-  password = secrets.token_urlsafe(8)
-  (home / "passwords.json").write_text(json.dumps({"admin": password}))
-  env = {
-      **os.environ,
-      "AIRFLOW_HOME": str(home),
-      "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-      "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-      "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-      "AIRFLOW__CORE__PARALLELISM": "2",
-      "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-      "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-      "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-      "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-      "AIRFLOW__API__HOST": "127.0.0.1",
-      "AIRFLOW__API__PORT": str(port),
-      "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-      "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-      "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-      "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-      "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
-      "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
-      "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-      "DEEPLAB_STORAGE_ROOT": str(tmp_path / "storage"),
-      "PYTHONPATH": str(REPO),
-      "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-      "CUDA_VISIBLE_DEVICES": "",
-      # Unpausing a weekly DAG starts the latest weekly run at once; this test wants only its own.
-      "DEEPLAB_RETRAIN_SCHEDULE": "none",
-  }
-  subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True,
-                 capture_output=True, timeout=300)
-  procs, logs = [], []
-  for name, args in (("api-server", ["api-server", "--port", str(port)]),
-                     ("scheduler", ["scheduler"]), ("dag-processor", ["dag-processor"])):
-    log = tmp_path / f"{name}.log"
-    logs.append(log)
-    procs.append(subprocess.Popen([str(BIN / "airflow"), *args], env=env,
-                                  stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                  start_new_session=True))
+  services = AirflowServices(tmp_path).start_all()
   try:
-    base = f"http://127.0.0.1:{port}"
-    _wait(lambda: _request("GET", f"{base}/api/v2/monitor/health")[0] == 200, 180,
-          "the api-server", logs)
-    status, body = _request("POST", f"{base}/auth/token",
-                            body={"username": "admin", "password": password})
-    assert status in (200, 201), body
-    yield base, body["access_token"], logs
+    yield services.base, services.token, services.logs
   finally:
-    import signal
-    for p in procs:
-      try:
-        os.killpg(p.pid, signal.SIGTERM)
-      except ProcessLookupError:
-        pass
-    for p in procs:
-      try:
-        p.wait(timeout=30)
-      except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
+    services.stop_all()
 
 
 @pytest.mark.slow

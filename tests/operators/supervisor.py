@@ -1,0 +1,33 @@
+"""Stand-in for a task process: runs one job through a LocalLauncher and waits for it.
+
+    supervisor.py [--fake] <argv…>
+
+With --fake the job is tests/operators/fake_job.py, else `python -m deeplab`. Tests and
+benchmarks/bench_orphan.py SIGKILL this process to check that the job does not outlive it.
+"""
+
+import logging
+import os
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from operators.launchers.local import LocalLauncher  # noqa: E402
+
+FAKE_JOB = str(pathlib.Path(__file__).with_name("fake_job.py"))
+
+
+def main(argv: list) -> int:
+  logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+  prefix = None
+  if argv and argv[0] == "--fake":
+    prefix, argv = [sys.executable, FAKE_JOB], argv[1:]
+  launcher = LocalLauncher(command_prefix=prefix)
+  print(f"supervisor pid {os.getpid()}", flush=True)
+  return launcher.run(argv).exit_code
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]) & 0xFF)
