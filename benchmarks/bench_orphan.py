@@ -21,21 +21,10 @@ import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from operators.launchers.local import group_members  # noqa: E402
 SUPERVISOR = REPO / "tests" / "operators" / "supervisor.py"
 TARGET_SECONDS = 5.0
-
-
-def _group(pgid: int) -> list:
-  found = []
-  for entry in pathlib.Path("/proc").iterdir():
-    if entry.name.isdigit():
-      try:
-        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-      except OSError:
-        continue
-      if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-        found.append(int(entry.name))
-  return found
 
 
 def _one(tmp: pathlib.Path, ignore_term: bool) -> float:
@@ -57,7 +46,7 @@ def _one(tmp: pathlib.Path, ignore_term: bool) -> float:
   start = time.monotonic()
   sup.kill()
   sup.wait()
-  while _group(pgid):
+  while group_members(pgid):
     if time.monotonic() - start > 60:
       raise RuntimeError(f"process group {pgid} still alive 60 s after its supervisor died")
     time.sleep(0.01)

@@ -23,7 +23,7 @@ TAIL_LINES = 30
 JOB_GUARD = str(pathlib.Path(__file__).with_name("job_guard.py"))
 
 
-def _group_members(pgid: int) -> list:
+def group_members(pgid: int) -> list:
   """Live (non-zombie) processes of a process group, from /proc; [] when none are left."""
   proc_dir = pathlib.Path("/proc")
   if not proc_dir.is_dir():  # not Linux: fall back to "does the group still exist"
@@ -48,7 +48,7 @@ def _group_members(pgid: int) -> list:
 
 
 def _group_alive(pgid: int) -> bool:
-  return bool(_group_members(pgid))
+  return bool(group_members(pgid))
 
 
 class LocalLauncher(Launcher):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from operators.launchers.local import JOB_GUARD, LocalLauncher
+from operators.launchers.local import JOB_GUARD, LocalLauncher, group_members
 from tests.operators.conftest import FAKE_JOB, pid_alive
 
 SUPERVISOR = str(pathlib.Path(__file__).with_name("supervisor.py"))
@@ -31,20 +31,6 @@ def _alive_after(pids: list, timeout: float) -> list:
   return [p for p in pids if pid_alive(p)]
 
 
-def _group_of(pid: int) -> list:
-  """Every live process whose process group is pid's (the guard leads the job's group)."""
-  found = []
-  for entry in pathlib.Path("/proc").iterdir():
-    if entry.name.isdigit():
-      try:
-        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-      except OSError:
-        continue
-      if int(fields[2]) == pid and fields[0] not in ("Z", "X"):
-        found.append(int(entry.name))
-  return found
-
-
 @pytest.mark.parametrize("ignore_term", [False, True], ids=["job-stops-on-sigterm",
                                                             "job-ignores-sigterm"])
 def test_sigkilled_supervisor_leaves_no_process_of_the_job(tmp_path, ignore_term):
@@ -57,7 +43,7 @@ def test_sigkilled_supervisor_leaves_no_process_of_the_job(tmp_path, ignore_term
     job, child = _wait_for(pids_file, 2)
     grandchild = _wait_for(pathlib.Path(f"{pids_file}.g"), 1)[0]
     guard = os.getpgid(job)
-    members = _group_of(guard)
+    members = group_members(guard)
     assert {guard, job, child, grandchild} <= set(members), members
     sup.kill()  # SIGKILL: no finally, no on_kill
     sup.wait(timeout=10)
