@@ -126,10 +126,13 @@ class _LocalLease:
     self.path = os.path.join(folder, LEASE_NAME)
     self.command = command
     self.fd: Optional[int] = None
+    self.created_folder = False
 
   def try_acquire(self) -> Optional[dict]:
     """Takes the lease and returns None, or returns the current holder's info."""
-    os.makedirs(self.folder, exist_ok=True)
+    if not os.path.isdir(self.folder):
+      os.makedirs(self.folder, exist_ok=True)
+      self.created_folder = True
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -167,6 +170,9 @@ class _LocalLease:
       os.remove(self.path)  # before unlocking: a waiter then finds its inode stale and retries
     os.close(self.fd)
     self.fd = None
+    if self.created_folder:  # a job that wrote nothing (e.g. refused its input) leaves nothing
+      with contextlib.suppress(OSError):
+        os.rmdir(self.folder)
 
 
 # -- gs:// folders ----------------------------------------------------------------------------
