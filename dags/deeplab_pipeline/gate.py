@@ -123,3 +123,31 @@ def outcome(decision: Mapping[str, Any]) -> str:
   if decision.get("passed"):
     return f"promoted: {decision.get('reason')}"
   return f"champion kept: {decision.get('reason')}"
+
+
+def champion_eval_skip(champion: Optional[Mapping[str, Any]], *, checkpoint_exists: bool,
+                       champion_num_classes: Optional[int], dataset_num_classes: int) -> str:
+  """Why the champion cannot be evaluated on this run's split ("" when it can).
+
+  :param champion: models/<name>/champion.json, or None.
+  :param checkpoint_exists: whether the champion's checkpoint is still in storage.
+  :param champion_num_classes: num_classes of the champion's config.json (None: no config).
+  :param dataset_num_classes: num_classes of this run's dataset manifest.
+  """
+  if not champion:
+    return "no champion yet: nothing to compare with"
+  checkpoint = champion.get("checkpoint")
+  if not checkpoint:
+    return (f"the champion record (run {champion.get('run_id')}) names no checkpoint: compared "
+            "with its recorded mIoU only")
+  if not checkpoint_exists:
+    return (f"the champion's checkpoint {checkpoint} no longer exists: compared with its "
+            "recorded mIoU only")
+  if champion_num_classes is None:
+    return (f"no config.json for the champion's checkpoint {checkpoint}: its model cannot be "
+            "rebuilt; compared with its recorded mIoU only")
+  if int(champion_num_classes) != int(dataset_num_classes):
+    return (f"the champion has {champion_num_classes} classes, this run's dataset "
+            f"{dataset_num_classes}: not comparable on the same split; compared with its "
+            "recorded mIoU only")
+  return ""
