@@ -2,7 +2,8 @@
 
 Stored as `per_image_confusion.npz` in the eval folder, sparse: one row per non-zero cell
 (image, truth * C + prediction, count). A segmentation image touches a few classes, so the file
-stays small (1,500 images x 21 classes: about 60 KB compressed instead of 2.6 MB dense uint32).
+stays small (1,500 VOC-like images x 21 classes: about 36 KB instead of 2.6 MB dense uint32;
+benchmarks/bench_gate.py).
 """
 
 from __future__ import annotations
@@ -32,13 +33,18 @@ class PerImageConfusion:
   def update(self, names: Sequence[bytes], labels: np.ndarray, predictions: np.ndarray) -> None:
     """Adds each image of a batch (labels [B, H, W(, 1)], predictions [B, H, W])."""
     for i, raw in enumerate(names):
-      m = metrics.confusion_matrix(labels[i], predictions[i], self.num_classes,
-                                   self.ignore_label).reshape(-1)
-      cells = np.flatnonzero(m)
-      self._images.append(np.full(cells.size, len(self.names), np.uint32))
-      self._cells.append(cells.astype(np.uint32))
-      self._counts.append(m[cells].astype(np.uint32))
-      self.names.append(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
+      self.add(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw),
+               metrics.confusion_matrix(labels[i], predictions[i], self.num_classes,
+                                        self.ignore_label))
+
+  def add(self, name: str, matrix: np.ndarray) -> None:
+    """Adds one image's confusion matrix [C, C]."""
+    m = np.asarray(matrix).reshape(-1)
+    cells = np.flatnonzero(m)
+    self._images.append(np.full(cells.size, len(self.names), np.uint32))
+    self._cells.append(cells.astype(np.uint32))
+    self._counts.append(m[cells].astype(np.uint32))
+    self.names.append(name)
 
   def dense(self) -> np.ndarray:
     """int64 [N, C, C]."""
