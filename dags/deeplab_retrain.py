@@ -1,7 +1,7 @@
 """Retrain DeepLab weekly or when new raw data lands; ship only a model that beats the champion.
 
 resolve_config -> build_tfrecords -> train -> evaluate -> check_champion -> evaluate_champion
-  -> gate -> export -> promote
+  -> gate -> approve -> export -> promote
 
 Parsing this file imports airflow.sdk, the operators and deeplab.config only (no TensorFlow,
 no storage client): the heavy work runs in `python -m deeplab` jobs through a launcher.
@@ -31,6 +31,7 @@ from airflow.sdk import (Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTime
 from deeplab_pipeline.params import build_params
 from operators import (BuildTFRecordsOperator, DeepLabEvalOperator, DeepLabExportOperator,
                        DeepLabTrainOperator)
+from operators.approval import ModelApprovalOperator
 from operators.settings import storage_root
 
 ROOT = storage_root()
@@ -140,15 +141,23 @@ def deeplab_retrain():
     when blessed."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from deeplab_pipeline.judge import judge, summary
+    from deeplab_pipeline.judge import judge
 
     if not eval_result:  # training was skipped, so evaluate was too: nothing to judge
       raise AirflowSkipException("the candidate was not evaluated: nothing to judge")
     decision = judge(plan, eval_result, champion_eval, (champion or {}).get("skip") or "")
-    print(summary(decision))
+    print(decision["summary"])
     return decision
 
   decision = gate(evaluate.output, evaluate_champion.output, champion, plan)
+
+  # approval=human: a person approves a model the gate passed (Required actions in the UI);
+  # Reject or no answer in time skips export and promote. approval=auto: nothing is asked.
+  approve = ModelApprovalOperator(
+      task_id="approve", approval=plan["approval"], skip_reason=decision["skip_reason"],
+      timeout_minutes=plan["approval_timeout_minutes"], run_dir=plan["run_dir"], retries=0,
+      subject="Promote the DeepLab candidate of run {{ run_id }}?",
+      body="{{ ti.xcom_pull(task_ids='gate', key='summary') }}")
 
   export = DeepLabExportOperator(
       task_id="export",
@@ -185,7 +194,7 @@ def deeplab_retrain():
   promoted = promote(plan, decision, export.output, train.output)
 
   plan >> build >> train >> evaluate >> champion >> evaluate_champion >> decision
-  decision >> export >> promoted
+  decision >> approve >> export >> promoted
 
 
 deeplab_retrain()

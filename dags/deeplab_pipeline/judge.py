@@ -87,6 +87,7 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
     decision["report"] = storage.join(plan["compare_dir"], compare_report.COMPARE_MD)
   decision["outcome"] = outcome(decision)
   decision["skip_reason"] = "" if decision["passed"] else f"gate: {decision['reason']}"
+  decision["summary"] = summary(decision)  # what a reviewer reads (approval=human)
   storage.write_json(storage.join(plan["run_dir"], GATE_JSON), decision)
   return decision
 

@@ -157,7 +157,7 @@ def build_params() -> dict:
           "that passed the gate (Airflow's Required actions), after reading the comparison."),
       "approval_timeout_minutes": _p(
           "approval_timeout_minutes", section="Gate", title="Approval timeout (minutes)",
-          type="integer", minimum=1,
+          type="number", exclusiveMinimum=0,
           description="Without an answer in this time the champion stays."),
       # Runtime
       "launcher": _p(

@@ -35,7 +35,7 @@ def test_dag_folder_parses_without_errors_and_without_tensorflow(tmp_path):
 
 def test_task_graph(dag):
   chain = ["resolve_config", "build_tfrecords", "train", "evaluate", "check_champion",
-           "evaluate_champion", "gate", "export", "promote"]
+           "evaluate_champion", "gate", "approve", "export", "promote"]
   assert sorted(dag.task_ids) == sorted(chain)
   for up, down in zip(chain, chain[1:]):
     assert down in dag.get_task(up).downstream_task_ids, f"{up} -> {down} missing"
@@ -55,7 +55,7 @@ def test_retries_on_retryable_tasks_only(dag):
                   "export", "promote"):
     assert dag.get_task(task_id).retries >= 2, task_id
   # A bad conf or a failed gate does not get better by retrying.
-  for task_id in ("resolve_config", "gate"):
+  for task_id in ("resolve_config", "gate", "approve"):
     assert dag.get_task(task_id).retries == 0, task_id
 
 

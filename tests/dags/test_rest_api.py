@@ -55,6 +55,11 @@ def _wait(predicate, timeout, what, logs):
 
 @pytest.fixture
 def airflow_services(tmp_path):
+  yield from start_services(tmp_path, REPO / "dags")
+
+
+def start_services(tmp_path, dags_folder):
+  """Yields (base URL, token, log files) of api-server, scheduler and dag-processor."""
   home = tmp_path / "airflow_home"
   home.mkdir()
   port = _free_port()
@@ -63,7 +68,7 @@ def airflow_services(tmp_path):
   env = {
       **os.environ,
       "AIRFLOW_HOME": str(home),
-      "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+      "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
       "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
       "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
       "AIRFLOW__CORE__PARALLELISM": "2",
