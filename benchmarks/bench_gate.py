@@ -72,6 +72,8 @@ def update_ms(runs: int = 20) -> float:
 
 
 def champion_share(run_id: str) -> dict:
+  from demo import airflow_env
+  os.environ.update(airflow_env())  # before Airflow is imported: the demo's metadata DB
   from demo import task_times
   times = task_times("deeplab_retrain", run_id)
   total = sum(t for _, t in times.values())
