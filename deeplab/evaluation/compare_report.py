@@ -38,7 +38,7 @@ def save_class_png(comparison: Mapping, path: str) -> None:
   ax.set_xlim(0, 1.15)
   ax.set_xlabel("IoU on this run's split")
   ax.set_title(f"Per-class IoU, candidate vs champion (ΔmIoU {comparison['delta']:+.4f})")
-  ax.legend(loc="lower right")
+  ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
