@@ -129,3 +129,21 @@ def test_check_champion_without_champion_or_checkpoint(tmp_path):
   assert judge.check_champion(plan)["skip"].startswith("no champion yet")
   plan["champion"] = {"checkpoint": prefix + "-gone"}
   assert "no longer exists" in judge.check_champion(plan)["skip"]
+
+
+def test_judge_reads_and_writes_gs_storage(tmp_path, gcs_bucket):
+  from deeplab import storage
+  labels, perfect = _data()
+  names = [f"img_{i}" for i in range(len(labels))]
+  local = _plan(str(tmp_path), {"miou": 0.5})
+  results = [_write_eval(local[k], labels, perfect, names)
+             for k in ("champion_eval_logdir", "eval_logdir")]
+  plan = _plan(f"gs://{gcs_bucket}/root", {"miou": 0.5})
+  for key in ("champion_eval_logdir", "eval_logdir"):
+    for name in (per_image.PER_IMAGE_NPZ, "metrics.json"):
+      with open(os.path.join(local[key], name), "rb") as f:
+        storage.write_bytes(storage.join(plan[key], name), f.read())
+  d = judge.judge(plan, results[1], results[0])
+  assert d["passed"] and d["delta_ci"] == [0.0, 0.0]
+  assert storage.read_json(plan["run_dir"] + "/gate.json")["verdict"] == "promote"
+  assert storage.exists(plan["compare_dir"] + "/compare.md")
