@@ -31,7 +31,9 @@ def find_miou(metrics: Mapping[str, Any]) -> Optional[float]:
   return None
 
 
-def _class_drops(comparison: Mapping[str, Any], max_drop: float) -> list:
+def _class_drops(comparison: Mapping[str, Any], max_drop: Optional[float]) -> list:
+  if max_drop is None:  # no per-class rule
+    return []
   return [p for p in comparison.get("per_class") or ()
           if p.get("delta") is not None and p["delta"] < -max_drop]
 
@@ -54,14 +56,15 @@ def _paired(miou, comparison, mode, tolerance, max_drop, out) -> dict:
                     f"{p['candidate_iou']:.4f}), more than max_class_iou_drop {max_drop:.4f}")
   if problems:
     return {**out, "passed": False, "reason": "; ".join(problems) + ": the champion stays"}
+  classes = "" if max_drop is None else f", no class lost more than {max_drop:.4f}"
   return {**out, "passed": True,
           "reason": (f"mIoU {miou:.4f} vs champion {comparison['champion_miou']:.4f}: {interval}; "
-                     f"mode {mode}, no class lost more than {max_drop:.4f}")}
+                     f"mode {mode}{classes}")}
 
 
 def decide(miou: Optional[float], *, min_miou: float, tolerance: float,
            champion: Optional[Mapping[str, Any]], comparison: Optional[Mapping[str, Any]] = None,
-           mode: str = "not_worse", max_class_iou_drop: float = 1.0,
+           mode: str = "not_worse", max_class_iou_drop: Optional[float] = None,
            champion_note: str = "") -> dict:
   """The verdict and everything it rests on (gate.json).
 
@@ -69,6 +72,8 @@ def decide(miou: Optional[float], *, min_miou: float, tolerance: float,
   :param champion: models/<name>/champion.json, or None.
   :param comparison: deeplab.evaluation.compare.compare(candidate, champion) on this run's
       split, or None when the champion was not evaluated on it.
+  :param mode: "not_worse" or "significantly_better" (GATE_MODES).
+  :param max_class_iou_drop: the largest per-class IoU loss allowed; None: no per-class rule.
   :param champion_note: why there is no comparison (recorded in the reason).
   :return: {"passed", "verdict", "reason", "candidate_miou", "champion_miou" (measured here),
       "champion_miou_recorded", "delta", "delta_ci", "per_class", ...}.

@@ -74,8 +74,8 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
     comparison, cand, champ, names = compare_evaluations(plan)
   decision = decide(find_miou(eval_result or {}), min_miou=plan["min_miou"],
                     tolerance=plan["miou_tolerance"], champion=plan.get("champion"),
-                    comparison=comparison, mode=plan.get("gate_mode", "not_worse"),
-                    max_class_iou_drop=plan.get("max_class_iou_drop", 1.0),
+                    comparison=comparison, mode=plan["gate_mode"],
+                    max_class_iou_drop=plan["max_class_iou_drop"],
                     champion_note=champion_note)
   if comparison is not None:
     from deeplab.evaluation import compare_report
