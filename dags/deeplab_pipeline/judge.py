@@ -64,6 +64,25 @@ def compare_evaluations(plan: Mapping[str, Any]) -> tuple:
   return compare.compare(cand, champ, metrics["class_names"]), cand, champ, names
 
 
+def shared_overlays(plan: Mapping[str, Any], names) -> list:
+  """(image index, candidate overlay, champion overlay) for the images both evaluations drew,
+  as links relative to the compare folder (all three folders sit in the run folder)."""
+  from deeplab import storage
+
+  def drawn(eval_dir):
+    files = storage.read_json(storage.join(eval_dir, "metrics.json")).get("report_files") or []
+    rel = "../" + eval_dir.rstrip("/").rsplit("/", 1)[-1] + "/"
+    return [rel + f for f in files if f.startswith("overlays/")]
+
+  from deeplab.evaluation.report import safe_stem
+
+  cand, champ = drawn(plan["eval_logdir"]), drawn(plan["champion_eval_logdir"])
+  # Both draw the first images read (the split's stored order); the file names say which.
+  return [(i, a, b) for i, (a, b) in enumerate(zip(cand, champ))
+          if i < len(names) and a.endswith(f"_{safe_stem(names[i])}.png")
+          and b.endswith(f"_{safe_stem(names[i])}.png")]
+
+
 def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
           champion_eval: Optional[Mapping[str, Any]], champion_note: str = "") -> dict:
   """The gate's decision, written to runs/<run_id>/gate.json (+ compare/ when compared)."""
@@ -83,7 +102,8 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
                             commit_last=(compare_report.COMPARE_MD,)) as out:
       compare_report.write(out, comparison, cand, champ, names, verdict=decision, reports={
           "candidate": storage.join(plan["eval_logdir"], "report.md"),
-          "champion": storage.join(plan["champion_eval_logdir"], "report.md")})
+          "champion": storage.join(plan["champion_eval_logdir"], "report.md")},
+          overlays=shared_overlays(plan, names))
     decision["report"] = storage.join(plan["compare_dir"], compare_report.COMPARE_MD)
   decision["outcome"] = outcome(decision)
   decision["skip_reason"] = "" if decision["passed"] else f"gate: {decision['reason']}"

@@ -4,7 +4,7 @@ where they differ most (matplotlib Agg, as report.py)."""
 from __future__ import annotations
 
 import os
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -64,7 +64,8 @@ def save_images_png(names: Sequence[str], deltas: Sequence[float], path: str) ->
 
 def write(out_dir: str, comparison: Mapping, candidate: np.ndarray, champion: np.ndarray,
           image_names: Sequence[str], verdict: Optional[Mapping] = None,
-          reports: Optional[Mapping[str, str]] = None) -> List[str]:
+          reports: Optional[Mapping[str, str]] = None,
+          overlays: Sequence[Tuple[int, str, str]] = ()) -> List[str]:
   """Writes compare.md and its PNGs into a local folder; returns the files written.
 
   Args:
@@ -74,6 +75,8 @@ def write(out_dir: str, comparison: Mapping, candidate: np.ndarray, champion: np
     image_names: the images' names, in that order.
     verdict: the gate's decision ("verdict", "reason"), shown at the top when given.
     reports: label -> where each model's own evaluation report is.
+    overlays: (image index, candidate overlay, champion overlay): the overlays both
+      evaluations drew of the same image (links relative to `out_dir`).
   """
   os.makedirs(out_dir, exist_ok=True)
   save_class_png(comparison, os.path.join(out_dir, CLASS_PNG))
@@ -116,6 +119,14 @@ def write(out_dir: str, comparison: Mapping, candidate: np.ndarray, champion: np
   else:
     lines += ["The two models' predictions give the same per-image confusion on every image.",
               ""]
+  if overlays:
+    lines += ["## Overlays (image | truth | prediction), candidate above champion", "",
+              "The evaluations draw their first images; sorted here by how much the two differ.",
+              ""]
+    for i, cand_png, champ_png in sorted(overlays, key=lambda o: -abs(np.nan_to_num(
+        own_a[o[0]] - own_b[o[0]]))):
+      lines += [f"### {image_names[i]}: candidate {own_a[i]:.4f}, champion {own_b[i]:.4f}", "",
+                f"![candidate]({cand_png})", "", f"![champion]({champ_png})", ""]
   with open(os.path.join(out_dir, COMPARE_MD), "w") as f:
     f.write("\n".join(lines))
   return files

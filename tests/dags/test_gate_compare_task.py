@@ -14,12 +14,15 @@ from deeplab_pipeline import judge
 CLASSES = ["background", "cat", "dog"]
 
 
-def _write_eval(folder, labels, preds, names):
+def _write_eval(folder, labels, preds, names, overlays=0):
   os.makedirs(folder, exist_ok=True)
   collector = per_image.PerImageConfusion(len(CLASSES))
   collector.update([n.encode() for n in names], labels, preds)
   collector.save(os.path.join(folder, per_image.PER_IMAGE_NPZ))
   m = metrics.compute_metrics(collector.dense().sum(axis=0), CLASSES)
+  # As evaluate names them: the first images read, "<index>_<name>.png".
+  m["report_files"] = ["report.md"] + [f"overlays/{i:06d}_{names[i]}.png"
+                                       for i in range(overlays)]
   with open(os.path.join(folder, "metrics.json"), "w") as f:
     json.dump(m, f)
   return {"miou": m["miou"]}
@@ -46,10 +49,10 @@ def test_champion_from_easier_data_is_judged_on_this_split(tmp_path):
   plan = _plan(str(tmp_path), {"miou": 0.99, "run_id": "r1"})  # recorded on easier data
   champ_pred = perfect.copy()
   champ_pred[:, :4] = (champ_pred[:, :4] + 1) % 3  # half of every image wrong
-  champion_eval = _write_eval(plan["champion_eval_logdir"], labels, champ_pred, names)
+  champion_eval = _write_eval(plan["champion_eval_logdir"], labels, champ_pred, names, 2)
   cand_pred = perfect.copy()
   cand_pred[:, :2] = (cand_pred[:, :2] + 1) % 3  # a quarter wrong: better on every image
-  result = _write_eval(plan["eval_logdir"], labels, cand_pred, names)
+  result = _write_eval(plan["eval_logdir"], labels, cand_pred, names, 2)
   d = judge.judge(plan, result, champion_eval)
   assert d["passed"], d["reason"]
   assert d["compared_on"] == "same_split" and d["champion_miou_recorded"] == 0.99
@@ -63,6 +66,9 @@ def test_champion_from_easier_data_is_judged_on_this_split(tmp_path):
     assert stored[key] == d[key], key
   md = open(os.path.join(plan["compare_dir"], "compare.md")).read()
   assert "| champion (this split) |" in md and "img_" in md
+  # The overlays both evaluations drew, linked from the run folder's compare/.
+  assert "![candidate](../eval/overlays/000001_img_1.png)" in md
+  assert "![champion](../eval_champion/overlays/000001_img_1.png)" in md
   assert os.path.getsize(os.path.join(plan["compare_dir"], "per_class_iou_compare.png")) > 0
   assert "promoted: " in judge.summary(d) and "interval" in judge.summary(d)
 
