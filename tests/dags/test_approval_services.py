@@ -11,7 +11,7 @@ import urllib.parse
 
 import pytest
 
-from tests.dags.test_rest_api import _request, _wait, start_services
+from tests.dags.test_rest_api import _request, _wait, parked, start_services
 
 DAG_FOLDER = pathlib.Path(__file__).resolve().parent / "approval_dag"
 
@@ -50,6 +50,7 @@ def test_human_approval_approved_and_timed_out(services, tmp_path):
   detail = _wait(lambda: _request("GET", hitl, token)[1] if _states(run, token).get(
       "approve") == "awaiting_input" else None, 180, "the approval request", logs)
   assert detail["body"].startswith("candidate mIoU 0.9000")  # the gate's summary is shown
+  _wait(lambda: parked(logs, "approval_check", "approve"), 120, "the request to settle", logs)
   status, body = _request("PATCH", hitl, token, {"chosen_options": ["Approve"]})
   assert status == 200, body
   assert _wait(lambda: _finished(run, token), 180, "the approved run", logs) == "success"
