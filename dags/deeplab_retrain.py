@@ -1,6 +1,7 @@
 """Retrain DeepLab weekly or when new raw data lands; ship only a model that beats the champion.
 
-resolve_config -> build_tfrecords -> train -> evaluate -> gate -> export -> promote
+resolve_config -> build_tfrecords -> train -> evaluate -> check_champion -> evaluate_champion
+  -> gate -> approve -> export -> promote
 
 Parsing this file imports airflow.sdk, the operators and deeplab.config only (no TensorFlow,
 no storage client): the heavy work runs in `python -m deeplab` jobs through a launcher.
@@ -30,6 +31,7 @@ from airflow.sdk import (Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTime
 from deeplab_pipeline.params import build_params
 from operators import (BuildTFRecordsOperator, DeepLabEvalOperator, DeepLabExportOperator,
                        DeepLabTrainOperator)
+from operators.approval import ModelApprovalOperator
 from operators.settings import storage_root
 
 ROOT = storage_root()
@@ -112,22 +114,50 @@ def deeplab_retrain():
       eval_logdir=plan["eval_logdir"], flags=plan["eval_flags"], launcher=plan["launcher"],
       execution_timeout=STAGE_TIMEOUT)
 
-  @task(multiple_outputs=True, retries=0)
-  def gate(eval_result: dict, run_dir: str, min_miou: float, tolerance: float,
-           champion: dict | None) -> dict:
-    """Blesses the model or says why not (log + XCom); export/promote run only when blessed."""
-    from deeplab import storage
-    from deeplab_pipeline.gate import decide, find_miou
+  @task(retries=2)
+  def check_champion(plan: dict) -> dict:
+    """Whether the champion can be evaluated on this run's split, and with which checkpoint."""
+    from deeplab_pipeline.judge import check_champion as check
 
-    miou = find_miou(eval_result or {})
-    decision = decide(miou, min_miou=min_miou, tolerance=tolerance, champion=champion)
-    decision["skip_reason"] = "" if decision["passed"] else f"gate: {decision['reason']}"
-    storage.write_json(storage.join(run_dir, "gate.json"), decision)
-    print(("PASSED: " if decision["passed"] else "NOT PROMOTED: ") + decision["reason"])
+    result = check(plan)
+    print(f"Champion evaluation skipped: {result['skip']}" if result["skip"]
+          else f"Champion {result['checkpoint']} is evaluated on this run's split")
+    return result
+
+  champion = check_champion(plan)
+
+  # The champion on the same images with the same settings as the candidate; its model is
+  # built from the config.json of its own run.
+  evaluate_champion = DeepLabEvalOperator(
+      task_id="evaluate_champion", dataset_dir=plan["dataset_dir"],
+      checkpoint_dir=champion["checkpoint_dir"], eval_logdir=plan["champion_eval_logdir"],
+      flags=champion["eval_flags"], launcher=plan["launcher"], skip_reason=champion["skip"],
+      execution_timeout=STAGE_TIMEOUT)
+
+  @task(multiple_outputs=True, retries=0, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+  def gate(eval_result: dict | None, champion_eval: dict | None, champion: dict | None,
+           plan: dict) -> dict:
+    """Blesses the model or says why not (gate.json, compare/, XCom); export/promote run only
+    when blessed."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from deeplab_pipeline.judge import judge
+
+    if not eval_result:  # training was skipped, so evaluate was too: nothing to judge
+      raise AirflowSkipException("the candidate was not evaluated: nothing to judge")
+    decision = judge(plan, eval_result, champion_eval, (champion or {}).get("skip") or "")
+    print(decision["summary"])
     return decision
 
-  decision = gate(evaluate.output, plan["run_dir"], plan["min_miou"], plan["miou_tolerance"],
-                  plan["champion"])
+  decision = gate(evaluate.output, evaluate_champion.output, champion, plan)
+
+  # approval=human: a person approves a model the gate passed (Required actions in the UI);
+  # Reject or no answer in time skips export and promote. approval=auto: nothing is asked.
+  approve = ModelApprovalOperator(
+      task_id="approve", approval=plan["approval"], skip_reason=decision["skip_reason"],
+      timeout_minutes=plan["approval_timeout_minutes"], run_dir=plan["run_dir"], retries=0,
+      subject="Promote the DeepLab candidate of run {{ run_id }}?",
+      body="{{ ti.xcom_pull(task_ids='gate', key='summary') }}")
 
   export = DeepLabExportOperator(
       task_id="export",
@@ -147,7 +177,7 @@ def deeplab_retrain():
     from deeplab_pipeline.promote import asset_uri, champion_record
 
     if not decision.get("passed"):
-      raise AirflowSkipException(decision.get("reason") or "gate did not pass")
+      raise AirflowSkipException(decision.get("outcome") or "gate did not pass")
     record = champion_record(plan, decision=decision, export_result=export_result or {},
                              train_result=train_result or {})
     storage.write_json(plan["champion_uri"], record)  # atomic: tmp + rename / one GCS object
@@ -164,7 +194,8 @@ def deeplab_retrain():
 
   promoted = promote(plan, decision, export.output, train.output)
 
-  plan >> build >> train >> evaluate >> decision >> export >> promoted
+  plan >> build >> train >> evaluate >> champion >> evaluate_champion >> decision
+  decision >> approve >> export >> promoted
 
 
 deeplab_retrain()

@@ -4,7 +4,8 @@ Unlike the original eval.py (docs/compatibility.md) it never waits for checkpoin
 it evaluates the latest checkpoint in --checkpoint_dir (or --checkpoint_path) once and
 writes to --eval_logdir: metrics.json (written last), TensorBoard scalars with the original
 tags (eval/miou_1.0_overall, eval/miou_1.0_class_<c>), report.md, confusion.png,
-per_class_iou.png and overlays/. Model settings come from the run's config.json.
+per_class_iou.png, overlays/ and per_image_confusion.npz (what the gate's paired comparison of
+two models reads). Model settings come from the run's config.json.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Optional, Sequence, Tuple
 from deeplab import run_config, storage
 from deeplab.storage import checkpoints
 from deeplab.cli_flags import ParsedFlags
-from deeplab.evaluation import colormap, eval_pass, metrics, report
+from deeplab.evaluation import colormap, eval_pass, metrics, per_image, report
 from deeplab.config import ModelConfig
 from deeplab.config.commands import IgnoredEvalFlags
 from deeplab.config.io import raise_problems
@@ -82,9 +83,11 @@ def evaluate(spec: EvalSpec) -> dict:
 
   graph = eval_pass.EvalGraph(local_data, spec.eval_split, spec.eval_batch_size, spec.model,
                               crop, spec.eval_scales, spec.add_flipped_images, info.ignore_label)
+  images = per_image.PerImageConfusion(info.num_classes, info.ignore_label)
   with graph.session(local_ckpt) as sess:
     matrix, examples, done, secs = eval_pass.run_pass(
-        graph, sess, info.num_classes, info.ignore_label, num_examples, spec.num_overlays)
+        graph, sess, info.num_classes, info.ignore_label, num_examples, spec.num_overlays,
+        per_image=images)
   if done == 0:
     raise UserInputError(f"split {spec.eval_split!r} of {spec.dataset_dir} yielded no images")
   result = metrics.compute_metrics(matrix, class_names)
@@ -104,7 +107,9 @@ def evaluate(spec: EvalSpec) -> dict:
     shutil.rmtree(os.path.join(out, report.OVERLAY_DIR), ignore_errors=True)
     files = report.write_report(out, doc, examples, cmap, info.ignore_label)
     write_tensorboard(out, doc["tensorboard_scalars"], step or 0)
+    images.save(os.path.join(out, per_image.PER_IMAGE_NPZ))
     doc["report_files"] = files
+    doc["per_image_confusion"] = per_image.PER_IMAGE_NPZ
     storage.write_json(os.path.join(out, METRICS_JSON), doc)
   log.info("mIoU %s, pixel accuracy %s (%s)", _pct(doc["miou"]), _pct(doc["pixel_accuracy"]),
            storage.join(spec.eval_logdir, METRICS_JSON))

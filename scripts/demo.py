@@ -95,7 +95,12 @@ def summarize(dr, times: dict) -> dict:
     out["report"] = storage.join(plan["eval_logdir"], "report.md")
   gate_uri = storage.join(run_dir, "gate.json")
   if storage.exists(gate_uri):
-    out["gate"] = storage.read_json(gate_uri)["reason"]
+    gate = storage.read_json(gate_uri)
+    out["gate"] = gate["reason"]
+    if gate.get("delta_ci"):  # the champion was evaluated on this run's split
+      out["comparison"] = {k: gate.get(k) for k in (
+          "candidate_miou", "champion_miou", "champion_miou_recorded", "delta", "delta_ci",
+          "verdict", "report")}
   if storage.exists(storage.join(plan["export_path"], "frozen_inference_graph.pb")):
     out["export"] = plan["export_path"]
   champion = (storage.read_json(plan["champion_uri"])
@@ -116,6 +121,15 @@ def print_summary(s: dict) -> None:
       f"  promoted:  {'yes -> ' + s['champion'] if s.get('promoted') else 'no'}"
       + (f" ({s['gate']})" if s.get("gate") else ""),
   ]
+  c = s.get("comparison")
+  if c:
+    lo, hi = c["delta_ci"]
+    f4 = lambda v: "n/a" if v is None else f"{v:.4f}"
+    lines.append(f"  compared:  candidate {f4(c['candidate_miou'])} vs champion "
+                 f"{f4(c['champion_miou'])} on the same images (recorded "
+                 f"{f4(c['champion_miou_recorded'])}): delta {c['delta']:+.4f}, 95% interval "
+                 f"[{lo:+.4f}, {hi:+.4f}] -> {c['verdict']}")
+    lines.append(f"  compare:   {c.get('report')}")
   if s.get("training"):
     lines.append(f"  training:  {s['training']}")
   lines.append("  tasks:     " + ", ".join(f"{k} {v['state']} {v['seconds']}s"

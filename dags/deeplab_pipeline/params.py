@@ -12,6 +12,7 @@ from airflow.sdk import Param
 from deeplab.config import OUTPUT_STRIDES, SUPPORTED_VARIANTS, ModelConfig, TrainConfig
 from deeplab.config.recipes import DEMO
 from deeplab.contract import FORMATS, LAUNCHERS, NAME_PATTERN
+from deeplab_pipeline.gate import APPROVALS, GATE_MODES
 from deeplab_pipeline.resolve import TRAIN_PARAMS
 
 INIT_FROM = ("scratch", "model_zoo", "champion")
@@ -40,6 +41,10 @@ DEFAULTS = {
                           for k, v in DEMO.items() if k not in TRAIN_PARAMS},
     "min_miou": 0.3,
     "miou_tolerance": 0.01,
+    "gate_mode": "not_worse",
+    "max_class_iou_drop": 0.05,
+    "approval": "auto",
+    "approval_timeout_minutes": 1440,
     "launcher": "local",
     "force": False,
 }
@@ -134,7 +139,26 @@ def build_params() -> dict:
       "miou_tolerance": _p(
           "miou_tolerance", section="Gate", title="Tolerance vs champion", type="number",
           minimum=0, maximum=1,
-          description="Also require mIoU >= champion mIoU - tolerance."),
+          description="With a champion: the 95% interval of ΔmIoU (candidate − champion, "
+          "both on this run's split) must have its lower bound >= −tolerance (mode not_worse). "
+          "Against a champion not evaluated here: mIoU >= its recorded mIoU − tolerance."),
+      "gate_mode": _p(
+          "gate_mode", section="Gate", title="Gate mode", type="string", enum=list(GATE_MODES),
+          description="not_worse: the interval's lower bound >= −tolerance; "
+          "significantly_better: the lower bound > 0."),
+      "max_class_iou_drop": _p(
+          "max_class_iou_drop", section="Gate", title="Largest per-class IoU drop",
+          type="number", minimum=0, maximum=1,
+          description="Refuse a candidate that loses more than this IoU on any class against "
+          "the champion on this run's split."),
+      "approval": _p(
+          "approval", section="Gate", title="Approval", type="string", enum=list(APPROVALS),
+          description="auto: the gate decides; human: a person approves or rejects a model "
+          "that passed the gate (Airflow's Required actions), after reading the comparison."),
+      "approval_timeout_minutes": _p(
+          "approval_timeout_minutes", section="Gate", title="Approval timeout (minutes)",
+          type="number", exclusiveMinimum=0,
+          description="Without an answer in this time the champion stays."),
       # Runtime
       "launcher": _p(
           "launcher", section="Runtime", title="Launcher", type="string", enum=list(LAUNCHERS),

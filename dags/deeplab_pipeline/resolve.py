@@ -35,6 +35,15 @@ TRAIN_PARAMS = ("model_variant", "atrous_rates", "output_stride", "decoder_outpu
                  "num_clones", "train_batch_size", "training_number_of_steps",
                  "base_learning_rate", "train_crop_size", "initialize_last_layer")
 PIPELINE_VERSION = 1
+# Gate Params the plan carries as they are (dags/deeplab_pipeline/gate.py applies them).
+GATE_PARAMS = ("gate_mode", "max_class_iou_drop", "approval", "approval_timeout_minutes")
+
+
+def training_seed(fingerprint: str) -> int:
+  """The seed of a scheduled or new-data run that sets none (manual runs keep theirs or none):
+  derived from the dataset fingerprint, so two runs on the same data start alike and differ
+  only where they should."""
+  return int(hashlib.sha256(fingerprint.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
 class ConfError(ValueError):
@@ -223,8 +232,11 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
   fingerprint = fingerprint_fn(fmt, source or None, options)
   dataset_dir = _join(root, "datasets", conf["dataset_name"], fingerprint)
   cfg = dataclasses.replace(cfg, dataset_dir=dataset_dir)
+  # The hash leaves out a derived seed: it follows from the fingerprint the hash already holds.
+  chash = config_hash(dlconfig.to_dict(cfg), fingerprint)
+  if cfg.seed is None and run_type != "manual":
+    cfg = dataclasses.replace(cfg, seed=training_seed(fingerprint))
   run_config = dlconfig.to_dict(cfg)
-  chash = config_hash(run_config, fingerprint)
   config_uri = _join(run_dir, "config.json")
 
   build_skip = ""
@@ -267,5 +279,9 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
       "champion": dict(champion) if champion else None,
       "min_miou": conf["min_miou"],
       "miou_tolerance": conf["miou_tolerance"],
+      # The gate's policy and where the champion is evaluated on this run's split.
+      **{k: conf[k] for k in GATE_PARAMS},
+      "champion_eval_logdir": _join(run_dir, "eval_champion"),
+      "compare_dir": _join(run_dir, "compare"),
       "pipeline_version": PIPELINE_VERSION,
   }

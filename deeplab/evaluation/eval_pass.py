@@ -93,8 +93,11 @@ def _crop_valid(label: np.ndarray, height: int, width: int):
 
 def run_pass(graph: EvalGraph, sess, num_classes: int, ignore_label: int, num_examples: int,
              num_overlays: int = 0, with_metric: bool = True,
-             max_images: Optional[int] = None):
+             max_images: Optional[int] = None, per_image=None):
   """One pass over the split: returns (confusion matrix, overlay examples, images, seconds).
+
+  `per_image` (a per_image.PerImageConfusion), when given, also collects each image's own
+  confusion matrix with its name, for the paired comparison of two models.
 
   The overlay examples are the first `num_overlays` images read (the reading order is
   deterministic); images are fetched only until they are collected, which keeps the
@@ -104,6 +107,8 @@ def run_pass(graph: EvalGraph, sess, num_classes: int, ignore_label: int, num_ex
   fetch = {"pred": graph.predictions}
   if with_metric:
     fetch.update(label=graph.batch["label"])
+  if per_image is not None:
+    fetch.update(label=graph.batch["label"], name=graph.batch["image_name"])
   b = graph.batch
   fetch_examples = dict(fetch, label=b["label"], name=b["image_name"], image=b["image"],
                         height=b["height"], width=b["width"])
@@ -115,6 +120,8 @@ def run_pass(graph: EvalGraph, sess, num_classes: int, ignore_label: int, num_ex
       break
     if with_metric:
       stream.update(out["label"], out["pred"])
+    if per_image is not None:
+      per_image.update(out["name"], out["label"], out["pred"])
     if "image" in out:
       _keep_examples(examples, out, num_overlays)
     done += len(out["pred"])

@@ -138,3 +138,24 @@ def test_run_config_leaves_the_class_count_to_the_dataset(dag, tmp_path):
   plan = check(dag, {"dataset_format": "folder", "source_uri": "raw/x",
                      "converter_options": {"num_classes": 7}}, str(tmp_path))
   assert plan["train_config"]["model"]["num_classes"] == 7
+
+
+def test_scheduled_and_new_data_runs_train_with_the_fingerprint_seed(dag, tmp_path):
+  seed = r.training_seed("f" * 16)
+  for run_type in ("scheduled", "asset_triggered"):
+    plan = check(dag, {}, str(tmp_path), run_type=run_type)
+    assert plan["train_config"]["seed"] == seed
+  assert r.training_seed("e" * 16) != seed  # other data, another seed
+  assert check(dag, {}, str(tmp_path))["train_config"]["seed"] is None  # manual: as given
+  assert check(dag, {"extra_train_flags": {"seed": 7}}, str(tmp_path),
+               run_type="scheduled")["train_config"]["seed"] == 7
+
+
+def test_plan_carries_the_gate_policy_and_the_champion_eval_folder(dag, tmp_path):
+  plan = check(dag, {"gate_mode": "significantly_better", "max_class_iou_drop": 0.1,
+                     "approval": "human"}, str(tmp_path))
+  assert (plan["gate_mode"], plan["max_class_iou_drop"], plan["approval"]) == (
+      "significantly_better", 0.1, "human")
+  assert plan["champion_eval_logdir"] == plan["run_dir"] + "/eval_champion"
+  with pytest.raises(ParamValidationError):
+    check(dag, {"gate_mode": "better"}, str(tmp_path))

@@ -34,7 +34,8 @@ def test_dag_folder_parses_without_errors_and_without_tensorflow(tmp_path):
 
 
 def test_task_graph(dag):
-  chain = ["resolve_config", "build_tfrecords", "train", "evaluate", "gate", "export", "promote"]
+  chain = ["resolve_config", "build_tfrecords", "train", "evaluate", "check_champion",
+           "evaluate_champion", "gate", "approve", "export", "promote"]
   assert sorted(dag.task_ids) == sorted(chain)
   for up, down in zip(chain, chain[1:]):
     assert down in dag.get_task(up).downstream_task_ids, f"{up} -> {down} missing"
@@ -50,10 +51,11 @@ def test_policy(dag):
 
 
 def test_retries_on_retryable_tasks_only(dag):
-  for task_id in ("build_tfrecords", "train", "evaluate", "export", "promote"):
+  for task_id in ("build_tfrecords", "train", "evaluate", "check_champion", "evaluate_champion",
+                  "export", "promote"):
     assert dag.get_task(task_id).retries >= 2, task_id
   # A bad conf or a failed gate does not get better by retrying.
-  for task_id in ("resolve_config", "gate"):
+  for task_id in ("resolve_config", "gate", "approve"):
     assert dag.get_task(task_id).retries == 0, task_id
 
 
@@ -61,12 +63,19 @@ def test_timeouts(dag):
   train = dag.get_task("train")
   assert train.execution_timeout is not None
   assert datetime.timedelta(minutes=10) <= train.execution_timeout <= datetime.timedelta(days=2)
-  for task_id in ("build_tfrecords", "evaluate", "export"):
+  for task_id in ("build_tfrecords", "evaluate", "evaluate_champion", "export"):
     assert dag.get_task(task_id).execution_timeout is not None
 
 
 def test_train_runs_when_conversion_was_skipped(dag):
   assert dag.get_task("train").trigger_rule == "none_failed"
+
+
+def test_gate_runs_without_a_champion_evaluation_but_not_after_a_failure(dag):
+  # evaluate_champion is skipped when there is no champion; the gate still judges. A failed
+  # champion evaluation stops it (upstream_failed): no promotion on half the evidence.
+  assert dag.get_task("gate").trigger_rule == "none_failed_min_one_success"
+  assert "evaluate_champion" in dag.get_task("gate").upstream_task_ids
 
 
 def test_schedule_weekly_or_new_raw_data(dag):

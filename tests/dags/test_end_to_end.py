@@ -80,6 +80,13 @@ def test_demo_local_twice_second_run_skips_conversion(tmp_path):
   assert second["conversion"].startswith("skipped: dataset fingerprint")
   assert second["dataset_dir"] == first["dataset_dir"]
   assert second["tasks"]["train"]["state"] == "success"  # a manual run trains again
+  # The champion is evaluated on this run's split and the gate compares image by image.
+  assert first["tasks"]["evaluate_champion"]["state"] == "skipped"  # no champion yet
+  assert second["tasks"]["evaluate_champion"]["state"] == "success"
+  c = second["comparison"]
+  assert c["champion_miou"] == pytest.approx(first["miou"])  # same data, same checkpoint
+  assert c["delta_ci"][0] <= c["delta"] <= c["delta_ci"][1]
+  assert pathlib.Path(c["report"]).is_file()
 
 
 @pytest.mark.slow

@@ -29,12 +29,16 @@ def _plan(root):
           "dataset_dir": os.path.join(root, "datasets", "d", "0123456789abcdef"),
           "export_path": os.path.join(run, "export"), "config_hash": "c" * 16,
           "config_uri": os.path.join(run, "config.json"), "eval_logdir": os.path.join(run, "eval"),
-          "champion_uri": os.path.join(root, "models", "m", "champion.json")}
+          "champion_uri": os.path.join(root, "models", "m", "champion.json"),
+          "champion_eval_logdir": os.path.join(run, "eval_champion"),
+          "compare_dir": os.path.join(run, "compare"), "champion": None,
+          "min_miou": MIN_MIOU, "miou_tolerance": TOLERANCE, "gate_mode": "not_worse",
+          "max_class_iou_drop": 0.05}
 
 
 def _gate(dag, plan, miou):
   gate = dag.get_task("gate").python_callable
-  return gate({"miou": miou}, plan["run_dir"], MIN_MIOU, TOLERANCE, None)
+  return gate({"miou": miou}, None, {"skip": "no champion yet"}, plan)
 
 
 def test_gate_task_skips_export_below_min_miou_only(dag, tmp_path):
@@ -52,7 +56,7 @@ def test_promote_task_refuses_what_the_gate_failed(dag, tmp_path):
   promote = dag.get_task("promote").python_callable
   failed = _gate(dag, plan, math.nextafter(MIN_MIOU, 0.0))
   events = _OutletEvents()
-  with pytest.raises(AirflowSkipException, match="below min_miou"):
+  with pytest.raises(AirflowSkipException, match="champion kept: .*below min_miou"):
     promote(plan, failed, {}, {"checkpoint": "x"}, outlet_events=events)
   assert not os.path.exists(plan["champion_uri"]) and not events
   passed = _gate(dag, plan, MIN_MIOU)

@@ -1,5 +1,6 @@
 """Real Airflow services on 127.0.0.1 (api-server, scheduler, dag-processor): trigger the DAG
-through the REST API with a conf and see it succeed; a bad conf is refused."""
+through the REST API with a conf (approval=human, approved through the API) and see it succeed;
+a bad conf is refused."""
 
 import json
 import urllib.request
@@ -8,6 +9,16 @@ import pytest
 
 from tests.dags.airflow_services import AirflowServices, request as _request, wait as _wait
 from tests.dags.test_end_to_end import TINY
+
+
+def parked(logs, dag_id, task_id):
+  """Whether the scheduler has seen the worker process of a task that parked itself (awaiting
+  input) exit. Answering before that loses a race in Airflow 3.3: the late "success" event finds
+  the resumed task queued and fails it. A person never answers that fast; tests wait for it."""
+  line = ("Received executor event with state success for task instance "
+          f"TaskInstanceKey(dag_id='{dag_id}', task_id='{task_id}'")
+  scheduler = next(p for p in logs if p.name == "scheduler.log")
+  return scheduler.exists() and line in scheduler.read_text()
 
 
 @pytest.fixture
@@ -31,16 +42,31 @@ def test_trigger_through_rest_api(airflow_services):
   assert status == 400, body
   assert "num_clones" in json.dumps(body)
 
+  # approval=human: the real DAG waits for a reviewer after the gate; approve through the API.
   status, body = _request("POST", f"{dag_url}/dagRuns", token,
-                          {"logical_date": None, "conf": TINY})
+                          {"logical_date": None, "conf": {**TINY, "approval": "human"}})
   assert status == 200, body
   run_url = f"{dag_url}/dagRuns/{urllib.request.quote(body['dag_run_id'], safe='')}"
+  hitl = f"{run_url}/taskInstances/approve/-1/hitlDetails"
+
+  def awaiting():
+    tis = _request("GET", f"{run_url}/taskInstances", token)[1]["task_instances"]
+    state = {t["task_id"]: t["state"] for t in tis}.get("approve")
+    assert state not in ("skipped", "failed", "upstream_failed"), state
+    return _request("GET", hitl, token)[1] if state == "awaiting_input" else None
+
+  detail = _wait(awaiting, 600, "the approval request", logs)
+  _wait(lambda: parked(logs, "deeplab_retrain", "approve"), 120, "the request to settle", logs)
+  assert "candidate mIoU" in detail["body"] and "promoted: " in detail["body"]
+  status, body = _request("PATCH", hitl, token, {"chosen_options": ["Approve"]})
+  assert status == 200, body
 
   def finished():
     state = _request("GET", run_url, token)[1]["state"]
     return state if state in ("success", "failed") else None
 
-  assert _wait(finished, 600, "the DAG run", logs) == "success"
+  final = _wait(finished, 600, "the DAG run", logs)
   status, tis = _request("GET", f"{run_url}/taskInstances", token)
   states = {t["task_id"]: t["state"] for t in tis["task_instances"]}
+  assert final == "success", states
   assert states["train"] == "success" and states["promote"] == "success", states

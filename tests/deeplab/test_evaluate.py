@@ -73,6 +73,11 @@ def test_evaluate_multiscale_flip_cli(tmp_path_factory, tmp_path):
   assert "eval/miou_0.75_1.0_flipped_overall" in m["tensorboard_scalars"]
   assert m["report_files"][:3] == ["report.md", "confusion.png", "per_class_iou.png"]
   assert sorted(os.listdir(out / "overlays")) == ["000000_img_000.png", "000001_img_001.png"]
+  # One confusion matrix per image, in reading order, summing to the split's matrix.
+  from deeplab.evaluation import per_image
+  names, per = per_image.load(str(out / m["per_image_confusion"]))
+  assert names == ["img_000", "img_001", "img_002", "img_003"]
+  np.testing.assert_array_equal(per.sum(axis=0), np.asarray(m["confusion_matrix"]))
   summary = json.loads(result.read_text())
   from deeplab.evaluation.input_size import SIZE_KEYS
   assert summary["miou"] == m["miou"] and summary["metrics_json"] == str(out / "metrics.json")
