@@ -5,6 +5,7 @@ class were lowered is refused with that class named."""
 import os
 
 import numpy as np
+import pytest
 
 from deeplab import evaluate
 from deeplab_pipeline import judge
@@ -56,6 +57,7 @@ def _plan(root):
           "max_class_iou_drop": 0.05}
 
 
+@pytest.mark.slow
 def test_same_weights_equal_and_one_damaged_class_refused(tmp_path_factory, tmp_path):
   data, ckpt = kit.shared_run(tmp_path_factory)
   plan = _plan(str(tmp_path))

@@ -59,6 +59,7 @@ def test_nan_loss_exits_3(tmp_path, dataset):
   assert "learning rate" in proc.stderr and "label values" in proc.stderr
 
 
+@pytest.mark.slow
 def test_resume_after_kill_ends_at_the_exact_step(tmp_path, dataset):
   logdir = tmp_path / "train"
   steps = 200  # Long enough that the first run cannot finish while this process polls.
