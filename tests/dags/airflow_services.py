@@ -7,6 +7,7 @@ scheduler, say) and start it again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -98,6 +99,7 @@ class AirflowServices:
         **(extra_env or {}),
     }
     self.procs: dict = {}
+    self.started: list = []  # every process group started, restarted services' old ones too
     self.logs: list = []
     self.base = f"http://127.0.0.1:{self.port}"
     self.token: Optional[str] = None
@@ -111,6 +113,7 @@ class AirflowServices:
                             stdout=log.open("a"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     self.procs[name] = proc
+    self.started.append(proc)
     return proc
 
   def start_all(self) -> "AirflowServices":
@@ -127,17 +130,18 @@ class AirflowServices:
     return self
 
   def stop_all(self) -> None:
-    for p in self.procs.values():
-      try:
+    """Ends every group ever started: a SIGKILLed scheduler's children (serve-logs) included."""
+    for p in self.started:
+      with contextlib.suppress(ProcessLookupError):
         os.killpg(p.pid, signal.SIGTERM)
-      except ProcessLookupError:
-        pass
-    for p in self.procs.values():
+    for p in self.started:
       try:
         p.wait(timeout=30)
       except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
+        pass
+      with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGKILL)  # what is left of the group
+      p.wait()
 
   # -- the DAG ----------------------------------------------------------------------------------
   def trigger(self, conf: dict, dag_id: str = "deeplab_retrain") -> str:
