@@ -69,8 +69,8 @@ def test_airflow_side_install_has_no_tensorflow_and_runs_the_light_tasks(tmp_pat
   assert out["tensorflow"] is None, "the default install pulled TensorFlow in"
   assert out["import_errors"] == {}
   assert out["tensorflow_loaded"] == []
-  assert {"resolve_config", "build_tfrecords", "train", "evaluate", "gate", "export",
-          "promote"} == set(out["tasks"])
+  assert {"resolve_config", "build_tfrecords", "train", "evaluate", "check_champion",
+          "evaluate_champion", "gate", "approve", "export", "promote"} == set(out["tasks"])
   site = str(venv)
   for name, path in out["module_files"].items():
     assert path.startswith(site), f"{name} came from {path}, not from the installed package"

@@ -131,13 +131,15 @@ def outcome(decision: Mapping[str, Any]) -> str:
 
 
 def champion_eval_skip(champion: Optional[Mapping[str, Any]], *, checkpoint_exists: bool,
-                       champion_num_classes: Optional[int], dataset_num_classes: int) -> str:
+                       champion_num_classes: Optional[int],
+                       dataset_num_classes: Optional[int]) -> str:
   """Why the champion cannot be evaluated on this run's split ("" when it can).
 
   :param champion: models/<name>/champion.json, or None.
   :param checkpoint_exists: whether the champion's checkpoint is still in storage.
   :param champion_num_classes: num_classes of the champion's config.json (None: no config).
-  :param dataset_num_classes: num_classes of this run's dataset manifest.
+  :param dataset_num_classes: num_classes of this run's dataset manifest (read only when the
+      champion's checkpoint and config exist).
   """
   if not champion:
     return "no champion yet: nothing to compare with"

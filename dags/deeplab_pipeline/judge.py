@@ -25,17 +25,18 @@ def check_champion(plan: Mapping[str, Any]) -> dict:
   champion = plan.get("champion") or {}
   checkpoint = champion.get("checkpoint") or ""
   exists = bool(checkpoint) and storage.exists(checkpoint + ".index")
-  classes = None
+  classes = dataset_classes = None
   if exists:
     try:
       cfg, _ = run_config.load_run_config(checkpoint)
       classes = cfg.model.num_classes if cfg is not None else None
     except UserInputError:
       classes = None
-  manifest = storage.read_json(storage.join(plan["dataset_dir"], "manifest.json"))
+    # Only a champion that can be rebuilt needs this run's dataset to compare class counts.
+    dataset_classes = storage.read_json(
+        storage.join(plan["dataset_dir"], "manifest.json"))["num_classes"]
   skip = champion_eval_skip(champion or None, checkpoint_exists=exists,
-                            champion_num_classes=classes,
-                            dataset_num_classes=manifest["num_classes"])
+                            champion_num_classes=classes, dataset_num_classes=dataset_classes)
   return {"skip": skip, "checkpoint": checkpoint,
           "checkpoint_dir": posixpath.dirname(checkpoint) if checkpoint else "",
           # The same settings as the candidate's evaluation, on the champion's checkpoint.
