@@ -73,10 +73,16 @@ def run_direct(plan: dict, root_from: str, root_to: str, env: dict) -> dict:
                                 "eval_logdir": p["eval_logdir"], "result_json": result_json}),
       ("export", "export", {**p["export_flags"], "export_path": p["export_path"]}),
   ]
+  # The train task reads the run's config.json, as the DAG's does.
+  os.makedirs(os.path.dirname(p["config_uri"]), exist_ok=True)
+  with open(p["config_uri"], "w") as f:
+    json.dump(p["train_config"], f)
   times = {}
   for task_id, command, flags in steps:
-    if command == "export":
-      flags["checkpoint_path"] = json.load(open(result_json))["checkpoint"]
+    if command == "export":  # exactly the checkpoint and input size evaluate used, as the DAG
+      evaluated = json.load(open(result_json))
+      flags.update(checkpoint_path=evaluated["checkpoint"],
+                   eval_metrics_json=evaluated["metrics_json"])
     argv = [sys.executable, "-m", "deeplab", *deeplab_argv(command, flags)]
     t = time.perf_counter()
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
