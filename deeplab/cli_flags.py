@@ -8,15 +8,13 @@ process cannot change any command's flags or defaults.
 from __future__ import annotations
 
 import dataclasses
-import logging
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Tuple
 
 from absl import flags
 
-from deeplab.config.commands import COMMAND_SETTINGS, command_fields
+from deeplab.config.commands import command_fields
 from deeplab.config.io import from_dict
 
-log = logging.getLogger("deeplab")
 
 # Not a setting: how much the job prints (TensorFlow's own banners and warnings at >= 1).
 VERBOSITY_FLAG = "verbosity"
@@ -97,14 +95,3 @@ def parse(command: str, argv: list) -> Tuple[ParsedFlags, list]:
 
 def help_text(command: str) -> str:
   return flag_values(command).get_help()
-
-
-def commands() -> Tuple[str, ...]:
-  return tuple(COMMAND_SETTINGS)
-
-
-def model_flag_overrides(parsed: ParsedFlags) -> Optional[Dict[str, Any]]:
-  """Model flags given explicitly (evaluate, vis and export warn that config.json wins)."""
-  from deeplab.config.model import ModelConfig
-  return parsed.explicit(f.name for f in dataclasses.fields(ModelConfig)
-                         if f.metadata.get("flag"))
