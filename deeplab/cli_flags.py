@@ -15,7 +15,6 @@ from absl import flags
 from deeplab.config.commands import command_fields
 from deeplab.config.io import from_dict
 
-
 # Not a setting: how much the job prints (TensorFlow's own banners and warnings at >= 1).
 VERBOSITY_FLAG = "verbosity"
 
