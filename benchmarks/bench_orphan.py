@@ -22,7 +22,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from operators.launchers.local import group_members  # noqa: E402
+from operators.launchers.processes import group_members  # noqa: E402
 SUPERVISOR = REPO / "tests" / "operators" / "supervisor.py"
 TARGET_SECONDS = 5.0
 

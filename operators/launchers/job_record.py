@@ -9,9 +9,10 @@ on another host cannot reach it; the lease then makes it wait.
 
 from __future__ import annotations
 
-import pathlib
 import socket
-from typing import Any, Callable, Optional
+from typing import Any, Callable
+
+from operators.launchers.processes import group_started_at, start_ticks
 
 KEY = "deeplab_local_job"
 
@@ -20,15 +21,6 @@ def _store(context: Any):
   try:
     return context.get("task_state_store") if context is not None else None
   except AttributeError:
-    return None
-
-
-def start_ticks(pid: int) -> Optional[int]:
-  """The process's start time in clock ticks since boot (/proc, Linux), or None."""
-  try:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[19])  # field 22 of proc(5); fields[0] is field 3
-  except (OSError, IndexError, ValueError):
     return None
 
 
@@ -45,7 +37,7 @@ def stop_previous(context: Any, stop_group: Callable[[int], None], log) -> None:
   if not isinstance(previous, dict) or previous.get("host") != socket.gethostname():
     return
   pgid, ticks = int(previous.get("pgid", 0)), previous.get("start_ticks")
-  if pgid > 0 and ticks is not None and start_ticks(pgid) == ticks:
+  if pgid > 0 and ticks is not None and group_started_at(pgid, ticks):
     log.warning("The job of an earlier try (process group %d) is still running: stopping it "
                 "before starting this try's", pgid)
     stop_group(pgid)

@@ -17,38 +17,11 @@ from typing import Any, Mapping, Optional, Sequence
 from operators import settings
 from operators.launchers import job_record
 from operators.launchers.base import JobResult, Launcher
+from operators.launchers.processes import group_members
 
 TAIL_LINES = 30
 # Started in front of every job: it ends the job's group when this process dies (even SIGKILL).
 JOB_GUARD = str(pathlib.Path(__file__).with_name("job_guard.py"))
-
-
-def group_members(pgid: int) -> list:
-  """Live (non-zombie) processes of a process group, from /proc; [] when none are left."""
-  proc_dir = pathlib.Path("/proc")
-  if not proc_dir.is_dir():  # not Linux: fall back to "does the group still exist"
-    try:
-      os.killpg(pgid, 0)
-      return [pgid]
-    except (ProcessLookupError, PermissionError):
-      return []
-  members = []
-  for entry in proc_dir.iterdir():
-    if not entry.name.isdigit():
-      continue
-    try:
-      stat = (entry / "stat").read_text()
-    except OSError:
-      continue
-    # Fields after the parenthesised command name: state ppid pgrp ...
-    fields = stat[stat.rfind(")") + 2:].split()
-    if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-      members.append(int(entry.name))
-  return members
-
-
-def _group_alive(pgid: int) -> bool:
-  return bool(group_members(pgid))
 
 
 class LocalLauncher(Launcher):
@@ -157,7 +130,7 @@ class LocalLauncher(Launcher):
   def _stop_group(self, pgid: int, proc: Optional[subprocess.Popen] = None) -> None:
     """SIGTERM to process group `pgid`, SIGKILL after the grace period; reaps `proc`."""
     reap = proc.poll if proc is not None else (lambda: None)
-    if not _group_alive(pgid):
+    if not group_members(pgid):
       reap()
       return
     self.log.info("Stopping process group %d (SIGTERM)", pgid)
@@ -168,7 +141,7 @@ class LocalLauncher(Launcher):
     deadline = time.monotonic() + self.kill_grace_seconds
     while time.monotonic() < deadline:
       reap()  # reap the leader so that it does not linger as a zombie
-      if not _group_alive(pgid):
+      if not group_members(pgid):
         return
       time.sleep(0.05)
     self.log.warning("Process group %d still alive after %.0f s: SIGKILL", pgid,

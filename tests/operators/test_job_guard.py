@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from operators.launchers.local import JOB_GUARD, LocalLauncher, group_members
+from operators.launchers.local import JOB_GUARD, LocalLauncher
+from operators.launchers.processes import group_members
 from tests.operators.conftest import FAKE_JOB, pid_alive
 
 SUPERVISOR = str(pathlib.Path(__file__).with_name("supervisor.py"))

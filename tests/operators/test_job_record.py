@@ -1,12 +1,15 @@
 """A retry on the same host stops the job an earlier try left running (task_state_store)."""
 
 import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
 
 from operators.launchers import job_record
 from operators.launchers.local import LocalLauncher
+from operators.launchers.processes import group_members, start_ticks
 from tests.operators.conftest import FAKE_JOB, pid_alive
 
 
@@ -32,7 +35,7 @@ class MemoryStore:
 def _earlier_try():
   proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
   return proc, {"host": socket.gethostname(), "pgid": proc.pid,
-                "start_ticks": job_record.start_ticks(proc.pid)}
+                "start_ticks": start_ticks(proc.pid)}
 
 
 def _launcher():
@@ -55,6 +58,28 @@ def test_a_retry_stops_the_earlier_tries_job_then_records_and_forgets_its_own(ca
   finally:
     if old.poll() is None:
       old.kill()
+
+
+def test_the_job_of_an_earlier_try_whose_guard_was_killed_alone_is_stopped():
+  # The leader (the guard) is gone; its child still runs in the group the record names.
+  leader = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; "
+                             "print(subprocess.Popen(['sleep', '300']).pid, flush=True); "
+                             "sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+  job = int(leader.stdout.readline())
+  record = {"host": socket.gethostname(), "pgid": leader.pid,
+            "start_ticks": start_ticks(leader.pid)}
+  leader.stdin.close()
+  leader.wait(timeout=10)
+  assert group_members(leader.pid) == [job]
+  try:
+    assert _launcher().run(["train"], context={"task_state_store": MemoryStore(
+        **{job_record.KEY: record})}).exit_code == 0
+    assert group_members(leader.pid) == [], "the earlier try's job still runs"
+  finally:
+    if group_members(leader.pid):
+      os.killpg(leader.pid, signal.SIGKILL)
 
 
 def test_a_reused_pid_is_not_mistaken_for_the_earlier_job():
