@@ -52,6 +52,13 @@ def _ppid(pid: int) -> int:
   return int(pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def _parent(pid: int):
+  try:
+    return _ppid(pid)
+  except (OSError, IndexError, ValueError):
+    return None
+
+
 def _is_guard(argv: list) -> bool:
   return len(argv) > 1 and argv[1].endswith("job_guard.py")
 
@@ -67,8 +74,11 @@ class TrainerWatch(threading.Thread):
     self.stop = threading.Event()
 
   def trainers(self) -> dict:
-    return {pid: argv for pid, argv in _processes_mentioning(self.storage).items()
-            if "train" in argv and not _is_guard(argv) and "deeplab" in argv}
+    found = {pid: argv for pid, argv in _processes_mentioning(self.storage).items()
+             if "train" in argv and not _is_guard(argv) and "deeplab" in argv}
+    # A trainer's own fork (a library's platform.uname() runs `uname -p`) carries its command line
+    # until exec: it is that trainer, not a second one.
+    return {pid: argv for pid, argv in found.items() if _parent(pid) not in found}
 
   def run(self):
     while not self.stop.wait(0.02):

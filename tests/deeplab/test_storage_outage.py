@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,10 +21,28 @@ import pytest
 from tests.conftest import _free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EMULATOR = ("import sys\n"
-            "from gcp_storage_emulator.server import create_server\n"
-            "create_server('127.0.0.1', int(sys.argv[1]), in_memory=False,"
-            " data_dir=sys.argv[2]).run()\n")
+# The emulator persists its state by overwriting files in place, so a SIGKILL mid-write leaves
+# an empty `.meta` it cannot start from. Real GCS never loses its metadata: writes are made
+# atomic (temp file + rename) so that the restart models the service, not the emulator's flaw.
+EMULATOR = """
+import os, sys
+from gcp_storage_emulator import storage
+from gcp_storage_emulator.server import create_server
+
+plain_write = storage._FileStore.write_bytes
+
+def atomic_write_bytes(self, rel, content):
+  if self._use_memory:
+    return plain_write(self, rel, content)
+  path = self._disk_path(rel)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".writing")
+  tmp.write_bytes(content)
+  os.replace(tmp, path)
+
+storage._FileStore.write_bytes = atomic_write_bytes
+create_server("127.0.0.1", int(sys.argv[1]), in_memory=False, data_dir=sys.argv[2]).run()
+"""
 BUCKET = "outage"
 PREFIX = "datasets/synthetic/fp"
 
@@ -39,20 +58,23 @@ class Emulator:
     return f"http://127.0.0.1:{self.port}"
 
   def start(self):
+    self.log = open(os.path.join(os.path.dirname(self.data_dir), "emulator.log"), "ab")
     self.proc = subprocess.Popen([sys.executable, "-c", EMULATOR, str(self.port), self.data_dir],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 stdout=self.log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
-    import socket
     while time.monotonic() < deadline:
       with socket.socket() as s:
         if s.connect_ex(("127.0.0.1", self.port)) == 0:
           return
       time.sleep(0.05)
-    raise AssertionError("the emulator did not start")
+    self.log.flush()
+    with open(self.log.name, "rb") as f:
+      raise AssertionError(f"the emulator did not start: {f.read()[-2000:]!r}")
 
   def kill(self):
     self.proc.send_signal(signal.SIGKILL)
     self.proc.wait()
+    self.log.close()
 
 
 def _client(host):
