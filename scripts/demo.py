@@ -22,6 +22,7 @@ import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+DEMO_LOG = REPO / "demo_output" / "demo.log"
 
 
 def airflow_env(airflow_home: str | None = None, storage_root: str | None = None) -> dict:
@@ -192,14 +193,15 @@ def main(argv=None) -> int:
   ap.add_argument("--fresh", action="store_true", help="delete earlier demo runs and champion")
   ap.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
   ap.add_argument("--verbose", action="store_true", help="show Airflow's full log")
+  ap.add_argument("--log", default=str(DEMO_LOG), help="where the full log goes (default: %(default)s)")
   ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = ap.parse_args(argv)
   env = airflow_env()
   os.environ.update(env)
   if not args.child and not args.verbose:
-    log_path = REPO / "demo_output" / "demo.log"
+    log_path = pathlib.Path(args.log)
     print(f"Running the DAG deeplab_retrain (full log: {log_path})", flush=True)
-    summary = run_quietly([a for a in argv if a != "--json"], log_path)
+    summary = run_quietly(["--conf", args.conf] + (["--fresh"] if args.fresh else []), log_path)
     return report(summary, args.json)
   conf = json.loads(args.conf)
   root = env["DEEPLAB_STORAGE_ROOT"]
