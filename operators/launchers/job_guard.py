@@ -1,6 +1,6 @@
 """Runs a job as a child and ends the job's whole process group when the supervisor dies.
 
-    python job_guard.py <supervisor_pid> -- <command…>
+    python job_guard.py <supervisor_pid> [--stop-grace=SECONDS] -- <command…>
 
 The LocalLauncher starts this script (standard library only, so it starts in ~30 ms and its
 main thread is never busy) as the leader of a new session; the job runs as its child in the same
@@ -16,6 +16,9 @@ itself included. No job of a dead supervisor keeps training, holding GPUs or wri
 
 SIGTERM sent to the group by a living supervisor (on_kill, timeout) is ignored by the guard,
 which keeps waiting for the job and reports its status; the supervisor escalates on its own.
+If the supervisor dies while such a stop is under way (Airflow SIGKILLs a task process 5 s after
+its SIGTERM), the job keeps the rest of the supervisor's grace (--stop-grace, counted from that
+SIGTERM) to finish stopping, e.g. a trainer saving its checkpoint, instead of ORPHAN_GRACE_SECONDS.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Optional
 
 POLL_SECONDS = 0.1
 ORPHAN_GRACE_SECONDS = 3.0
@@ -45,20 +49,32 @@ def _set_parent_death_signal(sig: int) -> bool:
     return False
 
 
-def _end_group(child: subprocess.Popen) -> None:
-  """SIGTERM to the whole group, then SIGKILL after the grace period (ends the guard too)."""
-  pgid = os.getpgrp()
+def _say(message: str) -> None:
   try:  # Nobody may be reading any more: a closed pipe must not stop the cleanup.
-    print(f"job_guard: supervisor is gone; stopping process group {pgid}", file=sys.stderr,
-          flush=True)
+    print(f"job_guard: {message}", file=sys.stderr, flush=True)
   except (OSError, ValueError):
     pass
+
+
+def _end_group(child: subprocess.Popen, stop_deadline: Optional[float]) -> None:
+  """Ends the whole group (the guard too): SIGTERM, then SIGKILL after the grace period.
+
+  stop_deadline: when a stop the supervisor began must be over (monotonic), or None.
+  """
+  pgid = os.getpgrp()
+  if stop_deadline is None:
+    _say(f"supervisor is gone; stopping process group {pgid}")
+    try:
+      os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+      pass
+    grace = ORPHAN_GRACE_SECONDS
+  else:  # the job already has its SIGTERM: let it finish stopping
+    grace = max(ORPHAN_GRACE_SECONDS, stop_deadline - time.monotonic())
+    _say(f"supervisor is gone while the job was stopping; process group {pgid} ends within "
+         f"{grace:.0f} s")
   try:
-    os.killpg(pgid, signal.SIGTERM)
-  except ProcessLookupError:
-    pass
-  try:
-    child.wait(timeout=ORPHAN_GRACE_SECONDS)
+    child.wait(timeout=grace)
   except subprocess.TimeoutExpired:
     pass
   # Whatever the job left behind (input workers, pools), and the guard itself.
@@ -75,19 +91,32 @@ def _exit_like(returncode: int) -> None:
   sys.exit(returncode)
 
 
-def main(argv: list) -> None:
-  if len(argv) < 4 or argv[2] != "--":
-    print("usage: job_guard.py <supervisor_pid> -- <command…>", file=sys.stderr)
+def _parse(argv: list) -> tuple:
+  """(supervisor pid, stop grace seconds, command) or exits 2 with the usage."""
+  rest, stop_grace = argv[2:], 0.0
+  if rest and rest[0].startswith("--stop-grace="):
+    stop_grace, rest = float(rest[0].split("=", 1)[1]), rest[1:]
+  if len(argv) < 2 or not argv[1].isdigit() or len(rest) < 2 or rest[0] != "--":
+    print("usage: job_guard.py <supervisor_pid> [--stop-grace=SECONDS] -- <command…>",
+          file=sys.stderr)
     sys.exit(2)
-  supervisor = int(argv[1])
-  command = argv[3:]
+  return int(argv[1]), stop_grace, rest[1:]
+
+
+def main(argv: list) -> None:
+  supervisor, stop_grace, command = _parse(argv)
+  stop_deadline: list = []  # set by the first SIGTERM from a living supervisor
   signal.signal(_PDEATH_SIGNAL, lambda signum, frame: None)
   _set_parent_death_signal(_PDEATH_SIGNAL)
   # The supervisor may have died before prctl took effect: the parent pid tells.
   orphaned = os.getppid() != supervisor
   child = subprocess.Popen(command)
+  def stop_begun(signum, frame) -> None:  # the job got the same SIGTERM: note when
+    if not stop_deadline:
+      stop_deadline.append(time.monotonic() + stop_grace)
+
   # Set after the fork so that the job keeps the default SIGTERM behaviour.
-  signal.signal(signal.SIGTERM, lambda signum, frame: None)
+  signal.signal(signal.SIGTERM, stop_begun)
   while True:
     try:
       code = child.wait(timeout=POLL_SECONDS)
@@ -96,7 +125,7 @@ def main(argv: list) -> None:
     # Also when the job has just ended (e.g. on writing to the dead supervisor's pipe): what it
     # started may still run, and nobody else will stop it.
     if orphaned or os.getppid() != supervisor:
-      _end_group(child)
+      _end_group(child, stop_deadline[0] if stop_deadline else None)
     if code is not None:
       _exit_like(code)
 

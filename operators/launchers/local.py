@@ -64,7 +64,8 @@ class LocalLauncher(Launcher):
       result_path = pathlib.Path(tmp) / "result.json"
       cmd = [*self.command_prefix, *argv, f"--result_json={result_path}"]
       self.log.info("Running: %s", shlex.join(cmd))
-      cmd = [self.python, JOB_GUARD, str(os.getpid()), "--", *cmd]
+      cmd = [self.python, JOB_GUARD, str(os.getpid()),
+             f"--stop-grace={self.kill_grace_seconds:g}", "--", *cmd]
       tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
       job_record.stop_previous(context, self._stop_group, self.log)
       # No shell: argv goes to exec as is. New session: the job and everything it starts share

@@ -1,11 +1,12 @@
 """A stand-in for `python -m deeplab <command>` used by the operator tests.
 
     fake_job.py <command> [--exit=N] [--lines=K] [--sleep=S] [--spawn=PIDFILE] [--ignore_term]
-                [--result_json=PATH] [other flags, echoed back]
+                [--stop_seconds=T --stop_marker=PATH] [--result_json=PATH] [other flags, echoed back]
 
 Prints K numbered lines (flushed one by one), optionally starts a child that starts a
 grandchild (both sleep; their pids go to PIDFILE), sleeps S seconds, writes {"argv": …} to
---result_json and exits with N.
+--result_json and exits with N. With --stop_seconds, SIGTERM makes it take T seconds to stop (as a
+trainer saving its checkpoint), write "stopped" to PATH and exit 143.
 """
 
 import json
@@ -24,6 +25,13 @@ def main(argv):
       opts[key] = value
   if "ignore_term" in opts:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+  if "stop_seconds" in opts:
+    def slow_stop(signum, frame):
+      time.sleep(float(opts["stop_seconds"]))
+      with open(opts["stop_marker"], "w") as f:
+        f.write("stopped")
+      os._exit(143)
+    signal.signal(signal.SIGTERM, slow_stop)
   for i in range(int(opts.get("lines", 3))):
     print(f"line {i}", flush=True)
   if "spawn" in opts:

@@ -1,14 +1,16 @@
 """Stand-in for a task process: runs one job through a LocalLauncher and waits for it.
 
-    supervisor.py [--fake] <argv…>
+    supervisor.py [--fake] [--kill_grace=SECONDS] <argv…>
 
 With --fake the job is tests/operators/fake_job.py, else `python -m deeplab`. Tests and
-benchmarks/bench_orphan.py SIGKILL this process to check that the job does not outlive it.
+benchmarks/bench_orphan.py SIGKILL this process to check that the job does not outlive it. On
+SIGTERM it stops the job as Airflow's task runner does (the operator's on_kill, in the handler).
 """
 
 import logging
 import os
 import pathlib
+import signal
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -21,10 +23,13 @@ FAKE_JOB = str(pathlib.Path(__file__).with_name("fake_job.py"))
 
 def main(argv: list) -> int:
   logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-  prefix = None
+  prefix, options = None, {}
   if argv and argv[0] == "--fake":
     prefix, argv = [sys.executable, FAKE_JOB], argv[1:]
-  launcher = LocalLauncher(command_prefix=prefix)
+  if argv and argv[0].startswith("--kill_grace="):
+    options["kill_grace_seconds"], argv = float(argv[0].split("=", 1)[1]), argv[1:]
+  launcher = LocalLauncher(command_prefix=prefix, **options)
+  signal.signal(signal.SIGTERM, lambda signum, frame: launcher.kill())
   print(f"supervisor pid {os.getpid()}", flush=True)
   return launcher.run(argv).exit_code
 

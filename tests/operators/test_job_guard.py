@@ -58,6 +58,60 @@ def test_sigkilled_supervisor_leaves_no_process_of_the_job(tmp_path, ignore_term
         os.kill(p, signal.SIGKILL)
 
 
+def test_a_stop_begun_by_the_supervisor_may_finish_after_the_supervisor_is_killed(tmp_path):
+  # Airflow's kill path: SIGTERM to the task process (on_kill stops the job), SIGKILL 5 s later.
+  # The job needs 8 s to stop (a trainer saving): more than the guard's orphan grace of 3 s.
+  pids_file, marker = tmp_path / "pids", tmp_path / "stopped"
+  sup = subprocess.Popen([sys.executable, SUPERVISOR, "--fake", "train", f"--spawn={pids_file}",
+                          "--sleep=300", "--stop_seconds=8", f"--stop_marker={marker}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  members = []
+  try:
+    job, _ = _wait_for(pids_file, 2)
+    _wait_for(pathlib.Path(f"{pids_file}.g"), 1)
+    members = group_members(os.getpgid(job))
+    sup.send_signal(signal.SIGTERM)
+    time.sleep(2)
+    sup.kill()
+    sup.wait(timeout=10)
+    assert _alive_after([job], timeout=30) == []
+    assert marker.exists(), "the job was killed before it finished stopping"
+    assert _alive_after(members, timeout=10) == []
+  finally:
+    if sup.poll() is None:
+      sup.kill()
+    for p in members:
+      if pid_alive(p):
+        os.kill(p, signal.SIGKILL)
+
+
+def test_a_stop_is_not_waited_for_beyond_the_supervisors_grace(tmp_path):
+  # The same kill path, but the job would take 60 s to stop: it ends with the supervisor's own
+  # grace (4 s from the SIGTERM), not later.
+  pids_file, marker = tmp_path / "pids", tmp_path / "stopped"
+  sup = subprocess.Popen([sys.executable, SUPERVISOR, "--fake", "--kill_grace=4", "train",
+                          f"--spawn={pids_file}", "--sleep=300", "--stop_seconds=60",
+                          f"--stop_marker={marker}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  members = []
+  try:
+    job, _ = _wait_for(pids_file, 2)
+    _wait_for(pathlib.Path(f"{pids_file}.g"), 1)
+    members = group_members(os.getpgid(job))
+    sup.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    sup.kill()
+    sup.wait(timeout=10)
+    assert _alive_after(members, timeout=15) == []
+    assert not marker.exists()
+  finally:
+    if sup.poll() is None:
+      sup.kill()
+    for p in members:
+      if pid_alive(p):
+        os.kill(p, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("code", [0, 2, 3, 75])
 def test_the_guard_exits_with_the_jobs_code(code):
   proc = subprocess.run([sys.executable, JOB_GUARD, str(os.getpid()), "--", sys.executable,
