@@ -134,18 +134,24 @@ def deeplab_retrain():
       flags=champion["eval_flags"], launcher=plan["launcher"], skip_reason=champion["skip"],
       execution_timeout=STAGE_TIMEOUT)
 
-  @task(multiple_outputs=True, retries=0, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+  # Retried: it reads and writes storage, where a gs:// error is transient. A refusal is not a
+  # failure (export and promote are skipped), and evaluations that cannot be compared fail at once.
+  @task(multiple_outputs=True, retries=2, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
   def gate(eval_result: dict | None, champion_eval: dict | None, champion: dict | None,
            plan: dict) -> dict:
     """Blesses the model or says why not (gate.json, compare/, XCom); export/promote run only
     when blessed."""
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+    from deeplab.errors import UserInputError
     from deeplab_pipeline.judge import judge
 
     if not eval_result:  # training was skipped, so evaluate was too: nothing to judge
       raise AirflowSkipException("the candidate was not evaluated: nothing to judge")
-    decision = judge(plan, eval_result, champion_eval, (champion or {}).get("skip") or "")
+    try:
+      decision = judge(plan, eval_result, champion_eval, (champion or {}).get("skip") or "")
+    except UserInputError as e:  # e.g. not the same images or classes: a retry cannot help
+      raise AirflowFailException(str(e)) from e
     print(decision["summary"])
     return decision
 

@@ -6,7 +6,7 @@ import math
 import os
 
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 MIN_MIOU, TOLERANCE = 0.5, 0.125
 
@@ -64,3 +64,27 @@ def test_promote_task_refuses_what_the_gate_failed(dag, tmp_path):
   with open(plan["champion_uri"]) as f:
     assert json.load(f) == record and record["miou"] == MIN_MIOU
   assert len(events) == 2  # the dataset and the model Assets
+
+
+def _evaluation(folder, names):
+  import numpy as np
+
+  from deeplab.evaluation.per_image import PER_IMAGE_NPZ, PerImageConfusion
+
+  os.makedirs(folder, exist_ok=True)
+  per_image = PerImageConfusion(num_classes=2)
+  for name in names:
+    per_image.add(name, np.array([[5, 1], [0, 4]]))
+  per_image.save(os.path.join(folder, PER_IMAGE_NPZ))
+  with open(os.path.join(folder, "metrics.json"), "w") as f:
+    json.dump({"class_names": ["background", "thing"]}, f)
+
+
+def test_gate_fails_without_retry_when_the_two_evaluations_cannot_be_compared(dag, tmp_path):
+  plan = _plan(str(tmp_path))
+  _evaluation(plan["eval_logdir"], ["a", "b"])
+  _evaluation(plan["champion_eval_logdir"], ["a", "c"])
+  gate = dag.get_task("gate").python_callable
+  with pytest.raises(AirflowFailException, match="not over the same images"):
+    gate({"miou": 0.8}, {"miou": 0.8}, {"skip": ""}, plan)
+  assert not os.path.exists(os.path.join(plan["run_dir"], "gate.json"))
