@@ -73,6 +73,7 @@ def deeplab_retrain():
     from airflow.sdk.exceptions import AirflowFailException
 
     from deeplab import storage
+    from deeplab.datasets.converted import is_converted
     from deeplab.datasets.fingerprint import compute_fingerprint
     from deeplab.errors import UserInputError
     from deeplab_pipeline import resolve as r
@@ -83,7 +84,7 @@ def deeplab_retrain():
     try:
       plan = r.resolve(dict(params), run_id=dag_run.run_id, run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
                        storage_root=storage_root(), load_champion=load_champion,
-                       fingerprint_fn=compute_fingerprint, exists_fn=storage.exists)
+                       fingerprint_fn=compute_fingerprint, converted_fn=is_converted)
     except (r.ConfError, UserInputError) as e:
       raise AirflowFailException(str(e)) from e  # retrying cannot fix a bad conf
     storage.write_text(plan["config_uri"],

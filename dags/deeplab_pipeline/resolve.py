@@ -155,12 +155,13 @@ def _train_config(conf: Mapping[str, Any], extra: Mapping[str, Any], checkpoint,
 
 
 def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root: str,
-            load_champion, fingerprint_fn, exists_fn) -> dict:
+            load_champion, fingerprint_fn, converted_fn) -> dict:
   """The plan for one run. Raises ConfError listing every problem.
 
   `load_champion(uri)` returns models/<name>/champion.json (or None); `fingerprint_fn(format,
-  source, options)` is deeplab.datasets.fingerprint.compute_fingerprint; `exists_fn(uri)` is
-  deeplab.storage.exists. Both are passed in so that this stays testable without storage.
+  source, options)` is deeplab.datasets.fingerprint.compute_fingerprint; `converted_fn(folder)`
+  is deeplab.datasets.converted.is_converted (manifest.json there and every shard whole). They
+  are passed in so that this stays testable without storage.
   """
   problems = []
 
@@ -240,7 +241,7 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
   config_uri = _join(run_dir, "config.json")
 
   build_skip = ""
-  if exists_fn(_join(dataset_dir, "manifest.json")):
+  if converted_fn(dataset_dir):
     build_skip = (f"dataset fingerprint {fingerprint} is already converted at {dataset_dir} "
                   "(same source files and options): nothing to do")
   train_skip = ""

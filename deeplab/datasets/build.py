@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from deeplab import storage
-from deeplab.datasets import converters, features, validate
+from deeplab.datasets import converted, converters, features, validate
 from deeplab.datasets.converters.base import BuildJob, ConvertOptions, DatasetSpec
 from deeplab.datasets.fingerprint import (CONVERTER_VERSION, DEFAULTS, FORMATS, Digests,
                                           compute_fingerprint, fill_digests, fingerprint_of,
@@ -38,22 +38,6 @@ _SHARD_GLOB = "*-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord
 
 def _fingerprint_options(opts: ConvertOptions) -> Dict[str, Any]:
   return {k: getattr(opts, k) for k in DEFAULTS}
-
-
-def _read_manifest(output_dir: str) -> Optional[dict]:
-  uri = storage.join(output_dir, features.MANIFEST)
-  return storage.read_json(uri) if storage.exists(uri) else None
-
-
-def _is_complete(output_dir: str, manifest: dict) -> bool:
-  """Every shard the manifest lists is there with its size (local or gs://: a cut-off copy or
-  upload must be converted again, not taken as done)."""
-  sizes = storage.file_sizes(output_dir)
-  for split in manifest.get("splits", {}).values():
-    for shard in split.get("shards", []):
-      if sizes.get(shard["name"]) != shard["bytes"]:
-        return False
-  return True
 
 
 def _listing_problems(spec: DatasetSpec, skip: bool) -> List[Dict[str, str]]:
@@ -206,13 +190,13 @@ def build_tfrecords(opts: ConvertOptions, output_dir: str, num_workers: int = 2,
       opts.source):
     raise UserInputError(f"--source '{opts.source}' is not a folder; pass the dataset's root "
                          f"folder for --format={opts.format}")
-  existing = _read_manifest(output_dir)
+  existing = converted.read_manifest(output_dir)
   fingerprint = None
   if existing:  # needed first, to tell whether there is anything to do
     fingerprint = compute_fingerprint(opts.format, opts.source, _fingerprint_options(opts))
   noop = False
-  if existing and existing.get("fingerprint") == fingerprint and _is_complete(output_dir,
-                                                                                existing):
+  if (existing and existing.get("fingerprint") == fingerprint
+      and converted.is_complete(output_dir, existing)):
     log.info("%s already holds this dataset (fingerprint %s): nothing to do", output_dir,
              fingerprint)
     manifest, noop = existing, True

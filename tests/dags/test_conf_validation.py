@@ -13,7 +13,7 @@ def _no_work(*args, **kwargs):
   raise AssertionError("work started for a conf that should have been rejected")
 
 
-def check(dag, overrides, root, run_type="manual", champion=None, exists=lambda uri: False):
+def check(dag, overrides, root, run_type="manual", champion=None, converted=lambda folder: False):
   """Trigger-time schema validation, then resolve_config's checks (as the DAG runs them)."""
   params = copy.deepcopy(dag.params)
   for k, v in overrides.items():
@@ -21,7 +21,7 @@ def check(dag, overrides, root, run_type="manual", champion=None, exists=lambda 
   conf = params.validate()
   return r.resolve(conf, run_id="manual__2026-11-26T02:00:00+00:00", run_type=run_type,
                    storage_root=root, load_champion=lambda uri: champion,
-                   fingerprint_fn=lambda fmt, src, opts: "f" * 16, exists_fn=exists)
+                   fingerprint_fn=lambda fmt, src, opts: "f" * 16, converted_fn=converted)
 
 
 BAD = [
@@ -91,7 +91,7 @@ def test_source_inside_root_accepted_relative_or_absolute(dag, tmp_path):
 
 
 def test_existing_fingerprint_skips_conversion(dag, tmp_path):
-  plan = check(dag, {}, str(tmp_path), exists=lambda uri: uri.endswith("manifest.json"))
+  plan = check(dag, {}, str(tmp_path), converted=lambda folder: True)
   assert "already converted" in plan["build_skip"] and "f" * 16 in plan["build_skip"]
 
 

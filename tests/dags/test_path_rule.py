@@ -25,7 +25,7 @@ def _resolve(dag, root, overrides):
     params[k] = v
   return r.resolve(params.validate(), run_id="manual__1", run_type="manual", storage_root=root,
                    load_champion=lambda uri: None,
-                   fingerprint_fn=lambda fmt, src, opts: "f" * 16, exists_fn=lambda uri: False)
+                   fingerprint_fn=lambda fmt, src, opts: "f" * 16, converted_fn=lambda folder: False)
 
 
 def _value(name, path):

@@ -2,9 +2,9 @@
 
 The dataset folder is datasets/<name>/<fingerprint>/ where the fingerprint hashes the source
 files and the converter options; the conversion is skipped only when that exact folder's
-manifest.json exists, and a scheduled run skips training only when the champion was trained
-on that same fingerprint. Each test would pass with a constant fingerprint or an existence
-check that answers for any manifest.json, so they use neither.
+manifest.json exists with every shard it lists whole, and a scheduled run skips training only
+when the champion was trained on that same fingerprint. Each test would pass with a constant
+fingerprint or a check that answers for any folder, so they use neither.
 """
 
 import copy
@@ -15,6 +15,7 @@ from PIL import Image
 
 from deeplab import storage
 from deeplab.datasets import build
+from deeplab.datasets.converted import is_converted
 from deeplab.datasets.converters.base import ConvertOptions
 from deeplab.datasets.fingerprint import compute_fingerprint
 from deeplab_pipeline import resolve as r
@@ -23,7 +24,7 @@ from tests.deeplab.datasets.test_build_trees import make_folder
 NAME = "pets"
 
 
-def _plan(dag, root, options=None, *, exists_fn=storage.exists, run_type="manual",
+def _plan(dag, root, options=None, *, converted_fn=is_converted, run_type="manual",
           champion=None):
   params = copy.deepcopy(dag.params)
   for k, v in {"dataset_name": NAME, "dataset_format": "folder", "source_uri": "raw/pets",
@@ -31,7 +32,7 @@ def _plan(dag, root, options=None, *, exists_fn=storage.exists, run_type="manual
     params[k] = v
   return r.resolve(params.validate(), run_id="scheduled__2026-11-26T02:00:00+00:00",
                    run_type=run_type, storage_root=root, load_champion=lambda uri: champion,
-                   fingerprint_fn=compute_fingerprint, exists_fn=exists_fn)
+                   fingerprint_fn=compute_fingerprint, converted_fn=converted_fn)
 
 
 def _source(root) -> str:
@@ -65,27 +66,42 @@ def test_skip_check_asks_for_this_fingerprint_folder_only(dag, tmp_path):
   root = str(tmp_path)
   src = _source(root)
   fp = compute_fingerprint("folder", src, {"num_shards": 2})
-  mine = os.path.join(root, "datasets", NAME, fp, "manifest.json")
-  others = [os.path.join(root, "datasets", NAME, compute_fingerprint("folder", src, {}),
-                         "manifest.json"),  # the same source with other options
-            os.path.join(root, "datasets", NAME, "manifest.json"),
-            os.path.join(root, "datasets", "other", fp, "manifest.json")]
+  mine = os.path.join(root, "datasets", NAME, fp)
+  others = [os.path.join(root, "datasets", NAME, compute_fingerprint("folder", src, {})),
+            os.path.join(root, "datasets", NAME),  # the same source with other options
+            os.path.join(root, "datasets", "other", fp)]
 
-  def only(existing):
+  def only(converted):
     asked = []
 
-    def exists(uri):
-      asked.append(uri)
-      return uri in existing
-    return exists, asked
+    def check(folder):
+      asked.append(folder)
+      return folder in converted
+    return check, asked
 
-  exists, asked = only({mine})
-  plan = _plan(dag, root, {"num_shards": 2}, exists_fn=exists)
-  assert mine in asked, asked
+  check, asked = only({mine})
+  plan = _plan(dag, root, {"num_shards": 2}, converted_fn=check)
+  assert asked == [mine], asked
   assert fp in plan["build_skip"] and plan["dataset_dir"] in plan["build_skip"]
-  exists, asked = only(set(others))
-  plan = _plan(dag, root, {"num_shards": 2}, exists_fn=exists)
-  assert plan["build_skip"] == "", f"conversion skipped on another folder's manifest: {asked}"
+  check, asked = only(set(others))
+  plan = _plan(dag, root, {"num_shards": 2}, converted_fn=check)
+  assert plan["build_skip"] == "", f"conversion skipped on another folder's conversion: {asked}"
+
+
+def test_a_shard_damaged_after_publishing_is_converted_again(dag, tmp_path):
+  root = str(tmp_path)
+  _source(root)
+  plan = _plan(dag, root)
+  manifest = storage.read_json(_convert(plan)["manifest"])
+  assert "already converted" in _plan(dag, root)["build_skip"]
+  shard = next(iter(manifest["splits"].values()))["shards"][0]["name"]
+  path = os.path.join(plan["dataset_dir"], shard)
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) // 2)  # e.g. a copy cut off, a lifecycle rule, a person
+  again = _plan(dag, root)
+  assert again["build_skip"] == "", "a damaged dataset would be trusted and training would fail"
+  _convert(again)
+  assert "already converted" in _plan(dag, root)["build_skip"]
 
 
 def test_unchanged_data_skips_changed_data_converts_and_trains(dag, tmp_path):
