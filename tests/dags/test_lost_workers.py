@@ -4,6 +4,9 @@
   with it, Airflow retries, the retry resumes and the run ends at exactly
   training_number_of_steps; at no moment do two trainers run on the logdir; nothing is left.
 * The scheduler is SIGKILLed mid-run and started again: the run completes.
+* The train task is marked failed from the REST API mid-training (Airflow's kill path: SIGTERM,
+  on_kill, SIGKILL 5 s later): the trainer saves a checkpoint at the step it reached and exits;
+  nothing is left running.
 """
 
 import json
@@ -15,7 +18,7 @@ import time
 
 import pytest
 
-from tests.dags.airflow_services import AirflowServices, wait
+from tests.dags.airflow_services import AirflowServices, request, wait
 from tests.dags.test_end_to_end import TINY
 
 STEPS = 150
@@ -152,3 +155,26 @@ def test_scheduler_killed_and_restarted_mid_run_completes(services, tmp_path):
   logdir = next(storage.glob("runs/*/train"))
   assert json.loads((logdir / "train_result.json").read_text())["final_step"] == STEPS
   assert _processes_mentioning(str(storage)) == {}, "a process of the run is still running"
+
+
+@pytest.mark.slow
+def test_train_task_marked_failed_saves_where_it_stopped(services, tmp_path):
+  storage = tmp_path / "storage"
+  run_url = services.trigger(CONF)
+  logdir = _first_checkpoint(storage, services).parent
+  status, body = request("PATCH", f"{run_url}/taskInstances/train", services.token,
+                         {"new_state": "failed"})
+  assert status == 200, body
+  state = services.wait_finished(run_url, timeout=600)
+  assert state == "failed"
+  log = wait(lambda: "".join(p.read_text() for p in (tmp_path / "airflow_home" / "logs").rglob(
+                 "task_id=train/attempt=1*")) or None, 60, "the train task's log", services.logs)
+  wait(lambda: not _processes_mentioning(str(storage)), 60, "the run's processes to end",
+       services.logs, interval=0.5)
+  assert "saving a checkpoint and stopping" in log, log[-3000:]
+  stopped = [line for line in log.splitlines() if "stopped at step" in line]
+  assert stopped, log[-3000:]
+  step = int(stopped[0].split("stopped at step ")[1].split()[0])
+  assert 5 <= step < STEPS
+  assert f'model_checkpoint_path: "model.ckpt-{step}"' in (logdir / "checkpoint").read_text()
+  assert not (logdir / "train_result.json").exists()
