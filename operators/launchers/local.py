@@ -20,6 +20,7 @@ from operators.launchers.base import JobResult, Launcher
 from operators.launchers.processes import group_members
 
 TAIL_LINES = 30
+_DRAIN_READS = 64  # reads of up to 64 KiB after the job ended
 # Started in front of every job: it ends the job's group when this process dies (even SIGKILL).
 JOB_GUARD = str(pathlib.Path(__file__).with_name("job_guard.py"))
 
@@ -99,27 +100,41 @@ class LocalLauncher(Launcher):
     inherited stdout would otherwise keep the loop waiting after the job itself is done.
     """
     fd = proc.stdout.fileno()
-    buf = b""
+    pending = [b""]
 
     def emit(raw: bytes) -> None:
       line = raw.decode("utf-8", errors="replace").rstrip("\r")
       tail.append(line)
       self.log.info("%s", line)
 
+    def take(timeout: float) -> Optional[bool]:
+      """Logs what arrives within `timeout`: True if something did, False if not, None at EOF."""
+      if not select.select([fd], [], [], timeout)[0]:
+        return False
+      chunk = os.read(fd, 65536)
+      if not chunk:
+        return None
+      *lines, pending[0] = (pending[0] + chunk).split(b"\n")
+      for raw in lines:
+        emit(raw)
+      return True
+
     while True:
-      ready, _, _ = select.select([fd], [], [], 0.5)
-      if ready:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-          break
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for raw in lines:
-          emit(raw)
-      elif proc.poll() is not None:
+      got = take(0.5)
+      if got is None:
         break
-    if buf:
-      emit(buf)
+      if got or proc.poll() is None:
+        continue
+      # The job is over. Read what it wrote before it ended: select() comes back empty, without
+      # looking, when a signal handler (on_kill stopping the job) outlasted its timeout, and the
+      # job's last lines ("stopped at step N") are still in the pipe. Bounded: a grandchild that
+      # inherited the pipe may write on.
+      for _ in range(_DRAIN_READS):
+        if not take(0):
+          break
+      break
+    if pending[0]:
+      emit(pending[0])
 
   def kill(self) -> None:
     """SIGTERM to the whole process group, SIGKILL after the grace period."""

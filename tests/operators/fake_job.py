@@ -6,7 +6,8 @@
 Prints K numbered lines (flushed one by one), optionally starts a child that starts a
 grandchild (both sleep; their pids go to PIDFILE), sleeps S seconds, writes {"argv": …} to
 --result_json and exits with N. With --stop_seconds, SIGTERM makes it take T seconds to stop (as a
-trainer saving its checkpoint), write "stopped" to PATH and exit 143.
+trainer saving its checkpoint), print "stopping" and "stopped" (and write "stopped" to PATH) and
+exit 143.
 """
 
 import json
@@ -27,9 +28,12 @@ def main(argv):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
   if "stop_seconds" in opts:
     def slow_stop(signum, frame):
+      print("stopping", flush=True)
       time.sleep(float(opts["stop_seconds"]))
-      with open(opts["stop_marker"], "w") as f:
-        f.write("stopped")
+      if opts.get("stop_marker"):
+        with open(opts["stop_marker"], "w") as f:
+          f.write("stopped")
+      print("stopped", flush=True)
       os._exit(143)
     signal.signal(signal.SIGTERM, slow_stop)
   for i in range(int(opts.get("lines", 3))):

@@ -1,6 +1,9 @@
 """LocalLauncher: on_kill and execution_timeout end the whole process group, no orphans."""
 
+import os
 import pathlib
+import signal
+import sys
 import threading
 import time
 
@@ -9,7 +12,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 from airflow.sdk.execution_time.timeout import TimeoutPosix
 
 from operators import DeepLabTrainOperator
-from tests.operators.conftest import pid_alive
+from operators.launchers.local import LocalLauncher
+from tests.operators.conftest import FAKE_JOB, pid_alive
 
 
 def _wait_for_pids(pidfile: pathlib.Path, timeout=20.0):
@@ -78,3 +82,24 @@ def test_leftover_grandchild_after_normal_exit_is_stopped(fake_launcher, tmp_pat
   pids = [int(x) for x in (tmp_path / "pids").read_text().split()]
   pids.append(int((tmp_path / "pids.g").read_text()))
   assert _wait_gone(pids) == []
+
+
+def test_the_jobs_last_lines_survive_on_kill_run_from_a_signal_handler(tmp_path):
+  # Airflow calls on_kill inside its SIGTERM handler, on the thread that reads the job's output.
+  # The job takes 1 s to stop (longer than one wait for output) and says so while stopping:
+  # those lines must reach the log and the failure message.
+  launcher = LocalLauncher(command_prefix=[sys.executable, FAKE_JOB], kill_grace_seconds=10.0)
+  pids = tmp_path / "pids"
+
+  def stop_when_started():
+    _wait_for_pids(pids)  # the job's SIGTERM handler is in place
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  old = signal.signal(signal.SIGTERM, lambda signum, frame: launcher.kill())
+  threading.Thread(target=stop_when_started, daemon=True).start()
+  try:
+    result = launcher.run(["train", f"--spawn={pids}", "--sleep=300", "--stop_seconds=1"])
+  finally:
+    signal.signal(signal.SIGTERM, old)
+  assert result.exit_code == 143
+  assert result.tail[-2:] == ("stopping", "stopped"), result.tail
