@@ -58,39 +58,13 @@ def test_sigkilled_supervisor_leaves_no_process_of_the_job(tmp_path, ignore_term
         os.kill(p, signal.SIGKILL)
 
 
-def test_a_stop_begun_by_the_supervisor_may_finish_after_the_supervisor_is_killed(tmp_path):
-  # Airflow's kill path: SIGTERM to the task process (on_kill stops the job), SIGKILL 5 s later.
-  # The job needs 8 s to stop (a trainer saving): more than the guard's orphan grace of 3 s.
+def _airflow_kill(tmp_path, supervisor_flags: list, stop_seconds: float, sigkill_after: float):
+  """Airflow's kill path on a supervised fake job that needs `stop_seconds` to stop: SIGTERM to
+  the supervisor (on_kill stops the job), SIGKILL `sigkill_after` s later. Returns the job's
+  pid, the members of its group and the file it writes once it has stopped."""
   pids_file, marker = tmp_path / "pids", tmp_path / "stopped"
-  sup = subprocess.Popen([sys.executable, SUPERVISOR, "--fake", "train", f"--spawn={pids_file}",
-                          "--sleep=300", "--stop_seconds=8", f"--stop_marker={marker}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-  members = []
-  try:
-    job, _ = _wait_for(pids_file, 2)
-    _wait_for(pathlib.Path(f"{pids_file}.g"), 1)
-    members = group_members(os.getpgid(job))
-    sup.send_signal(signal.SIGTERM)
-    time.sleep(2)
-    sup.kill()
-    sup.wait(timeout=10)
-    assert _alive_after([job], timeout=30) == []
-    assert marker.exists(), "the job was killed before it finished stopping"
-    assert _alive_after(members, timeout=10) == []
-  finally:
-    if sup.poll() is None:
-      sup.kill()
-    for p in members:
-      if pid_alive(p):
-        os.kill(p, signal.SIGKILL)
-
-
-def test_a_stop_is_not_waited_for_beyond_the_supervisors_grace(tmp_path):
-  # The same kill path, but the job would take 60 s to stop: it ends with the supervisor's own
-  # grace (4 s from the SIGTERM), not later.
-  pids_file, marker = tmp_path / "pids", tmp_path / "stopped"
-  sup = subprocess.Popen([sys.executable, SUPERVISOR, "--fake", "--kill_grace=4", "train",
-                          f"--spawn={pids_file}", "--sleep=300", "--stop_seconds=60",
+  sup = subprocess.Popen([sys.executable, SUPERVISOR, "--fake", *supervisor_flags, "train",
+                          f"--spawn={pids_file}", "--sleep=300", f"--stop_seconds={stop_seconds}",
                           f"--stop_marker={marker}"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
   members = []
@@ -99,17 +73,47 @@ def test_a_stop_is_not_waited_for_beyond_the_supervisors_grace(tmp_path):
     _wait_for(pathlib.Path(f"{pids_file}.g"), 1)
     members = group_members(os.getpgid(job))
     sup.send_signal(signal.SIGTERM)
-    time.sleep(1)
+    time.sleep(sigkill_after)
     sup.kill()
     sup.wait(timeout=10)
-    assert _alive_after(members, timeout=15) == []
-    assert not marker.exists()
-  finally:
-    if sup.poll() is None:
-      sup.kill()
+    return job, members, marker
+  except BaseException:
     for p in members:
       if pid_alive(p):
         os.kill(p, signal.SIGKILL)
+    raise
+  finally:
+    if sup.poll() is None:
+      sup.kill()
+
+
+def _kill_leftovers(pids: list) -> None:
+  for p in pids:  # a failed assertion must not leave sleepers behind
+    if pid_alive(p):
+      os.kill(p, signal.SIGKILL)
+
+
+def test_a_stop_begun_by_the_supervisor_may_finish_after_the_supervisor_is_killed(tmp_path):
+  # The job needs 8 s to stop (a trainer saving): more than the guard's orphan grace of 3 s.
+  job, members, marker = _airflow_kill(tmp_path, [], stop_seconds=8, sigkill_after=2)
+  try:
+    assert _alive_after([job], timeout=30) == []
+    assert marker.exists(), "the job was killed before it finished stopping"
+    assert _alive_after(members, timeout=10) == []
+  finally:
+    _kill_leftovers(members)
+
+
+def test_a_stop_is_not_waited_for_beyond_the_supervisors_grace(tmp_path):
+  # The job would take 60 s to stop: it ends with the supervisor's own grace (4 s from the
+  # SIGTERM), not later.
+  _, members, marker = _airflow_kill(tmp_path, ["--kill_grace=4"], stop_seconds=60,
+                                     sigkill_after=1)
+  try:
+    assert _alive_after(members, timeout=15) == []
+    assert not marker.exists()
+  finally:
+    _kill_leftovers(members)
 
 
 @pytest.mark.parametrize("code", [0, 2, 3, 75])
