@@ -111,6 +111,7 @@ def main(argv: list) -> None:
   # The supervisor may have died before prctl took effect: the parent pid tells.
   orphaned = os.getppid() != supervisor
   child = subprocess.Popen(command)
+
   def stop_begun(signum, frame) -> None:  # the job got the same SIGTERM: note when
     if not stop_deadline:
       stop_deadline.append(time.monotonic() + stop_grace)
