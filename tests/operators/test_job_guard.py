@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import select
 import signal
 import subprocess
 import sys
@@ -58,10 +59,20 @@ def test_sigkilled_supervisor_leaves_no_process_of_the_job(tmp_path, ignore_term
         os.kill(p, signal.SIGKILL)
 
 
-def _airflow_kill(tmp_path, supervisor_flags: list, stop_seconds: float, sigkill_after: float):
+def _wait_for_line(stream, text: str, timeout: float = 30.0) -> None:
+  deadline = time.monotonic() + timeout
+  buf = b""
+  while text.encode() not in buf:
+    assert time.monotonic() < deadline, f"no {text!r} within {timeout} s: {buf[-2000:]!r}"
+    if select.select([stream], [], [], 0.5)[0]:
+      buf += os.read(stream.fileno(), 65536)
+
+
+def _airflow_kill(tmp_path, supervisor_flags: list, stop_seconds: float):
   """Airflow's kill path on a supervised fake job that needs `stop_seconds` to stop: SIGTERM to
-  the supervisor (on_kill stops the job), SIGKILL `sigkill_after` s later. Returns the job's
-  pid, the members of its group and the file it writes once it has stopped."""
+  the supervisor (on_kill stops the job), SIGKILL once the job has begun stopping (Airflow
+  waits 5 s). Returns the job's pid, the members of its group and the file it writes once it
+  has stopped."""
   pids_file, marker = tmp_path / "pids", tmp_path / "stopped"
   sup = subprocess.Popen([sys.executable, SUPERVISOR, "--fake", *supervisor_flags, "train",
                           f"--spawn={pids_file}", "--sleep=300", f"--stop_seconds={stop_seconds}",
@@ -73,7 +84,7 @@ def _airflow_kill(tmp_path, supervisor_flags: list, stop_seconds: float, sigkill
     _wait_for(pathlib.Path(f"{pids_file}.g"), 1)
     members = group_members(os.getpgid(job))
     sup.send_signal(signal.SIGTERM)
-    time.sleep(sigkill_after)
+    _wait_for_line(sup.stdout, "stopping")
     sup.kill()
     sup.wait(timeout=10)
     return job, members, marker
@@ -95,7 +106,7 @@ def _kill_leftovers(pids: list) -> None:
 
 def test_a_stop_begun_by_the_supervisor_may_finish_after_the_supervisor_is_killed(tmp_path):
   # The job needs 8 s to stop (a trainer saving): more than the guard's orphan grace of 3 s.
-  job, members, marker = _airflow_kill(tmp_path, [], stop_seconds=8, sigkill_after=2)
+  job, members, marker = _airflow_kill(tmp_path, [], stop_seconds=8)
   try:
     assert _alive_after([job], timeout=30) == []
     assert marker.exists(), "the job was killed before it finished stopping"
@@ -107,8 +118,7 @@ def test_a_stop_begun_by_the_supervisor_may_finish_after_the_supervisor_is_kille
 def test_a_stop_is_not_waited_for_beyond_the_supervisors_grace(tmp_path):
   # The job would take 60 s to stop: it ends with the supervisor's own grace (4 s from the
   # SIGTERM), not later.
-  _, members, marker = _airflow_kill(tmp_path, ["--kill_grace=4"], stop_seconds=60,
-                                     sigkill_after=1)
+  _, members, marker = _airflow_kill(tmp_path, ["--kill_grace=4"], stop_seconds=60)
   try:
     assert _alive_after(members, timeout=15) == []
     assert not marker.exists()
