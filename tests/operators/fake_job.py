@@ -6,8 +6,8 @@
 Prints K numbered lines (flushed one by one), optionally starts a child that starts a
 grandchild (both sleep; their pids go to PIDFILE), sleeps S seconds, writes {"argv": …} to
 --result_json and exits with N. With --stop_seconds, SIGTERM makes it take T seconds to stop (as a
-trainer saving its checkpoint), print "stopping" and "stopped" (and write "stopped" to PATH) and
-exit 143.
+trainer saving its checkpoint): it prints (and writes to PATH) "stopping", then "stopped", and
+exits 143.
 """
 
 import json
@@ -27,13 +27,19 @@ def main(argv):
   if "ignore_term" in opts:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
   if "stop_seconds" in opts:
-    def slow_stop(signum, frame):
-      print("stopping", flush=True)
-      time.sleep(float(opts["stop_seconds"]))
+    def mark(word):
       if opts.get("stop_marker"):
         with open(opts["stop_marker"], "w") as f:
-          f.write("stopped")
-      print("stopped", flush=True)
+          f.write(word)
+      try:  # The reader may be gone (a SIGKILLed supervisor): a trainer's logging shrugs too.
+        print(word, flush=True)
+      except OSError:
+        pass
+
+    def slow_stop(signum, frame):
+      mark("stopping")
+      time.sleep(float(opts["stop_seconds"]))
+      mark("stopped")
       os._exit(143)
     signal.signal(signal.SIGTERM, slow_stop)
   for i in range(int(opts.get("lines", 3))):

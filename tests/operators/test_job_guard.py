@@ -2,7 +2,6 @@
 
 import os
 import pathlib
-import select
 import signal
 import subprocess
 import sys
@@ -59,13 +58,11 @@ def test_sigkilled_supervisor_leaves_no_process_of_the_job(tmp_path, ignore_term
         os.kill(p, signal.SIGKILL)
 
 
-def _wait_for_line(stream, text: str, timeout: float = 30.0) -> None:
+def _wait_for_text(path: pathlib.Path, text: str, timeout: float = 30.0) -> None:
   deadline = time.monotonic() + timeout
-  buf = b""
-  while text.encode() not in buf:
-    assert time.monotonic() < deadline, f"no {text!r} within {timeout} s: {buf[-2000:]!r}"
-    if select.select([stream], [], [], 0.5)[0]:
-      buf += os.read(stream.fileno(), 65536)
+  while not (path.exists() and path.read_text() == text):
+    assert time.monotonic() < deadline, f"{path} did not say {text!r} within {timeout} s"
+    time.sleep(0.02)
 
 
 def _airflow_kill(tmp_path, supervisor_flags: list, stop_seconds: float):
@@ -84,7 +81,7 @@ def _airflow_kill(tmp_path, supervisor_flags: list, stop_seconds: float):
     _wait_for(pathlib.Path(f"{pids_file}.g"), 1)
     members = group_members(os.getpgid(job))
     sup.send_signal(signal.SIGTERM)
-    _wait_for_line(sup.stdout, "stopping")
+    _wait_for_text(marker, "stopping")
     sup.kill()
     sup.wait(timeout=10)
     return job, members, marker
@@ -109,7 +106,7 @@ def test_a_stop_begun_by_the_supervisor_may_finish_after_the_supervisor_is_kille
   job, members, marker = _airflow_kill(tmp_path, [], stop_seconds=8)
   try:
     assert _alive_after([job], timeout=30) == []
-    assert marker.exists(), "the job was killed before it finished stopping"
+    assert marker.read_text() == "stopped", "the job was killed before it finished stopping"
     assert _alive_after(members, timeout=10) == []
   finally:
     _kill_leftovers(members)
@@ -121,7 +118,7 @@ def test_a_stop_is_not_waited_for_beyond_the_supervisors_grace(tmp_path):
   _, members, marker = _airflow_kill(tmp_path, ["--kill_grace=4"], stop_seconds=60)
   try:
     assert _alive_after(members, timeout=15) == []
-    assert not marker.exists()
+    assert marker.read_text() == "stopping"
   finally:
     _kill_leftovers(members)
 
