@@ -167,10 +167,15 @@ def test_train_task_marked_failed_saves_where_it_stopped(services, tmp_path):
   assert status == 200, body
   state = services.wait_finished(run_url, timeout=600)
   assert state == "failed"
-  log = wait(lambda: "".join(p.read_text() for p in (tmp_path / "airflow_home" / "logs").rglob(
-                 "task_id=train/attempt=1*")) or None, 60, "the train task's log", services.logs)
   wait(lambda: not _processes_mentioning(str(storage)), 60, "the run's processes to end",
        services.logs, interval=0.5)
+
+  def whole_log():  # the task's supervisor writes it on its own time: up to the job's end
+    text = "".join(p.read_text() for p in (tmp_path / "airflow_home" / "logs").rglob(
+        "task_id=train/attempt=1*"))
+    return text if "Job exited with code" in text else None
+  log = wait(whole_log, 60, "the train task's log up to the job's exit", services.logs,
+             interval=0.5)
   assert "saving a checkpoint and stopping" in log, log[-3000:]
   stopped = [line for line in log.splitlines() if "stopped at step" in line]
   assert stopped, log[-3000:]
