@@ -6,7 +6,7 @@
 * The scheduler is SIGKILLed mid-run and started again: the run completes.
 * The train task is marked failed from the REST API mid-training (Airflow's kill path: SIGTERM,
   on_kill, SIGKILL 5 s later): the trainer saves a checkpoint at the step it reached and exits;
-  nothing is left running.
+  nothing is left running; when it ends within those 5 s its last lines are in the task log.
 """
 
 import json
@@ -173,16 +173,21 @@ def test_train_task_marked_failed_saves_where_it_stopped(services, tmp_path):
   wait(lambda: not _processes_mentioning(str(storage)), 60, "the run's processes to end",
        services.logs, interval=0.5)
 
-  def whole_log():  # the task's supervisor writes it on its own time: up to the job's end
+  index = (logdir / "checkpoint").read_text()
+  newest = int(index.split('model_checkpoint_path: "model.ckpt-')[1].split('"')[0])
+  assert 5 <= newest < steps, index  # stopped mid-way, with a checkpoint where it stopped
+
+  def whole_log():  # Airflow's task supervisor writes it on its own time; "Task killed!" is last
     text = "".join(p.read_text() for p in (tmp_path / "airflow_home" / "logs").rglob(
         "task_id=train/attempt=1*"))
-    return text if "Job exited with code" in text else None
-  log = wait(whole_log, 60, "the train task's log up to the job's exit", services.logs,
-             interval=0.5)
-  assert "saving a checkpoint and stopping" in log, log[-3000:]
-  stopped = [line for line in log.splitlines() if "stopped at step" in line]
-  assert stopped, log[-3000:]
-  step = int(stopped[0].split("stopped at step ")[1].split()[0])
-  assert 5 <= step < steps
-  assert f'model_checkpoint_path: "model.ckpt-{step}"' in (logdir / "checkpoint").read_text()
+    return text if "Task killed!" in text else None
+  log = wait(whole_log, 60, "the end of the train task's log", services.logs, interval=0.5)
+  assert "Stopping process group" in log, log[-3000:]  # on_kill ran
+  if "Job exited with code" in log:
+    # The job stopped while on_kill waited for it: its last lines are in the log.
+    assert "saving a checkpoint and stopping" in log, log[-3000:]
+    assert f"stopped at step {newest} of {steps}" in log, log[-3000:]
+  # Otherwise Airflow SIGKILLed the task process 5 s after its SIGTERM, before the job had
+  # ended (slow teardown on a loaded machine): nobody was left to log its lines, and the job
+  # guard let the stop finish (the checkpoint above, nothing left running).
   assert not (logdir / "train_result.json").exists()
