@@ -79,36 +79,28 @@ def loss_weights(model_cfg: config_lib.ModelConfig):
   return [float(w) for w in model_cfg.label_weights] if model_cfg.label_weights else 1.0
 
 
-class _CloneBatches:
-  """One get_next() for all clones, split in clone order.
+def _clone_batches(iterator, num_clones: int, inputs_device: str) -> list:
+  """One get_next() for all clones, split in clone order: clone i trains on the i-th share.
 
   The original has every clone dequeue its own batch, so which clone trains on which images
   depends on thread timing; with batch norm in training mode that changes the weights, and two
-  runs with the same --seed differed. create_clones builds clone 0, 1, … in order, so the i-th
-  call of next() is clone i's: a seeded run is reproducible with any number of clones.
+  runs with the same --seed differed. With fixed shares a seeded run is reproducible with any
+  number of clones.
   """
-
-  def __init__(self, iterator, num_clones: int, inputs_device: str):
-    with tf.device(inputs_device):
-      batch = iterator.get_next()
-      self._parts = [{} for _ in range(num_clones)]
-      for key, value in batch.items():
-        for part, piece in zip(self._parts, tf.split(value, num_clones, axis=0)):
-          part[key] = piece
-    self._taken = 0
-
-  def next(self) -> dict:
-    part = self._parts[self._taken]
-    self._taken += 1
-    return part
+  with tf.device(inputs_device):
+    batch = iterator.get_next()
+    pieces = {key: tf.split(value, num_clones, axis=0) for key, value in batch.items()}
+  return [{key: parts[i] for key, parts in pieces.items()} for i in range(num_clones)]
 
 
-def _build_deeplab(batches: _CloneBatches, cfg: config_lib.TrainConfig, ignore_label: int,
-                   global_step) -> dict:
-  """One clone: its share of the batch -> multi-scale logits -> one loss per scale (in LOSSES)."""
+def _build_deeplab(batches, cfg: config_lib.TrainConfig, ignore_label: int, global_step) -> dict:
+  """One clone: its share of the batch -> multi-scale logits -> one loss per scale (in LOSSES).
+
+  `batches` iterates over the clones' shares; create_clones builds clone 0, 1, … in order.
+  """
   from deeplab import model
 
-  samples = batches.next()
+  samples = next(batches)
   image = tf.identity(samples["image"], name="image")
   label = tf.identity(samples["label"], name="label")
   outputs = model.multi_scale_logits(
@@ -139,7 +131,7 @@ class _Graph:
     with tf.device(deploy.inputs_device()):
       dataset = input_fn(cfg.clone_batch_size * deploy.num_clones)
       self.iterator = tf.data.make_initializable_iterator(dataset)
-    batches = _CloneBatches(self.iterator, deploy.num_clones, deploy.inputs_device())
+    batches = iter(_clone_batches(self.iterator, deploy.num_clones, deploy.inputs_device()))
     self.clones = deployment.create_clones(
         deploy, _build_deeplab, args=(batches, cfg, ignore_label, self.global_step))
     first_scope = deploy.clone_scope(0)
