@@ -4,19 +4,25 @@
 # Only deeplab/ goes in: the image never needs Airflow, the DAGs or the operators.
 FROM tensorflow/tensorflow:2.21.0-gpu
 
-# Same pins as requirements.txt (a test keeps them in step). TensorFlow itself comes from the
-# base image (its GPU build); never install tensorflow-cpu on top of it.
-RUN python3 -m pip install --no-cache-dir \
-      tf-keras==2.21.0 \
-      tf-slim==1.1.0 \
-      google-cloud-storage==3.17.1 \
-      google-crc32c==1.9.0 \
-      zlib-ng==1.1.0 \
-      numpy==2.4.6 \
-      pillow==13.0.0 \
-      matplotlib==3.11.2 \
-      absl-py==2.5.1 \
-      protobuf==7.36.2 \
+# Versions from requirements.lock, the pins `make test` runs with (a test keeps this in step).
+# TensorFlow itself comes from the base image (its GPU build, the lock's version); never
+# install tensorflow-cpu on top of it. The lock minus its hashes: pip checks hashes only for
+# what it downloads by name, and the constraints must stay usable next to the base image's
+# own packages.
+COPY requirements.lock scripts/lockfile.py /tmp/lock/
+RUN python3 /tmp/lock/lockfile.py constraints /tmp/lock/requirements.lock > /tmp/lock/constraints.txt \
+    && python3 -m pip install --no-cache-dir -c /tmp/lock/constraints.txt \
+      tf-keras \
+      tf-slim \
+      google-cloud-storage \
+      google-crc32c \
+      zlib-ng \
+      numpy \
+      pillow \
+      matplotlib \
+      absl-py \
+      protobuf \
+    && rm -rf /tmp/lock \
     && (command -v python >/dev/null || ln -s "$(command -v python3)" /usr/local/bin/python)
 
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \

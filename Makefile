@@ -1,5 +1,5 @@
 # The two commands: `make demo` (set up + run the whole retraining DAG) and `make test`.
-.PHONY: setup demo test test-fast ui bench clean
+.PHONY: setup demo test test-fast test-numerics lock ui bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -12,6 +12,16 @@ test: setup
 
 test-fast: setup
 	.venv/bin/python -m pytest tests -q -m "not slow"
+
+# The tests that run a model, with TensorFlow's oneDNN optimisations off and one intra-op
+# thread: a verdict that hangs on numerics fails here before it lands (docs/testing.md).
+test-numerics: setup
+	TF_ENABLE_ONEDNN_OPTS=0 TF_NUM_INTRAOP_THREADS=1 OMP_NUM_THREADS=1 PYTHONHASHSEED=7 \
+	  .venv/bin/python -m pytest tests -q -m runs_a_model
+
+# After editing requirements*.txt: regenerate requirements.lock (what setup installs).
+lock:
+	bash scripts/lock.sh
 
 ui: setup
 	bash scripts/ui.sh

@@ -22,13 +22,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
+# Everything comes from requirements.lock (made from requirements*.txt by `make lock`), every
+# package pinned with its hashes, so a fresh install a year from now gets today's versions.
+if ! "$PYTHON" scripts/lockfile.py check; then exit 2; fi
 stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(sha256sum requirements.lock | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing pinned requirements into .venv (a few minutes the first time)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
+  echo "setup: installing requirements.lock into .venv (a few minutes the first time)"
   # Plain pip, no Airflow constraint file: it pins protobuf/numpy too low for TF 2.21.
-  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+  # --no-deps: the lock is complete; anything it lacks is a lock bug, not a download.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+      --no-deps -r requirements.lock
   .venv/bin/python -m pip check
   echo "$want" > "$stamp"
 else

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from tests.pins import lockfile
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROBE = pathlib.Path(__file__).with_name("airflow_side_probe.py")
 # What `pip install <repo>` needs of the checkout (what a wheel build reads).
@@ -42,10 +44,27 @@ def test_airflow_side_install_has_no_tensorflow_and_runs_the_light_tasks(tmp_pat
   subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
   python = str(venv / "bin" / "python")
   env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+  # The lock's versions, as the Airflow image installs them (deploy/airflow/Dockerfile).
+  constraints = tmp_path / "constraints.txt"
+  constraints.write_text(lockfile.constraints(lockfile.LOCK.read_text()))
   install = subprocess.run(
       [python, "-m", "pip", "install", "--no-compile", "--disable-pip-version-check", "-q",
-       str(src)], env=env, capture_output=True, text=True)
+       "-c", str(constraints), str(src)], env=env, capture_output=True, text=True)
   assert install.returncode == 0, install.stderr[-3000:]
+  listed = subprocess.run([python, "-m", "pip", "list", "--format=json"], env=env,
+                          capture_output=True, text=True, check=True).stdout
+  # A name may be locked twice (one version per Python range); pip and setuptools come with
+  # the venv, not from the install.
+  locked = {}
+  for line in lockfile.constraints(lockfile.LOCK.read_text()).splitlines():
+    name, version = line.split(" ;")[0].split("==")
+    locked.setdefault(name.lower().replace("_", "-"), set()).add(version)
+  off_lock = {}
+  for p in json.loads(listed):
+    name = p["name"].lower().replace("_", "-")
+    if name in locked and name not in ("pip", "setuptools") and p["version"] not in locked[name]:
+      off_lock[name] = p["version"]
+  assert off_lock == {}, f"installed off the lock: {off_lock}"
   installed_at = time.monotonic()
 
   # Only the DAG file, in a folder of its own: it must find everything else installed.

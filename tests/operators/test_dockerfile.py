@@ -4,7 +4,7 @@ import json
 import pathlib
 import re
 
-from tests.pins import dockerfile_pins, requirement_pins
+from tests.pins import dockerfile_pins, lock_installs, lock_pins
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -33,22 +33,23 @@ def test_runs_as_a_non_root_user_after_setup():
                                                if l.startswith(("RUN ", "COPY ")))
 
 
-def test_copies_only_the_deeplab_package():
+def test_copies_only_the_deeplab_package_and_the_lock():
   copies = [l for l in _instructions() if l.startswith(("COPY", "ADD"))]
-  assert copies and all(re.search(r"\sdeeplab/\s", l + " ") for l in copies)
+  lock = "COPY requirements.lock scripts/lockfile.py /tmp/lock/"
+  assert lock in copies
+  assert all(re.search(r"\sdeeplab/\s", l + " ") for l in copies if l != lock)
   assert not any(p in DOCKERFILE for p in ("COPY . ", "COPY dags", "COPY operators"))
 
 
-def test_pins_match_requirements_txt():
-  reqs = requirement_pins()
-  pins = dockerfile_pins(DOCKERFILE)
+def test_versions_come_from_the_lock_and_tensorflow_from_the_base_image():
+  installs, lock = lock_installs(DOCKERFILE), lock_pins()
   for needed in ("tf-keras", "tf-slim", "google-cloud-storage"):
-    assert needed in pins, f"{needed} not installed in the image"
-  for name, version in pins.items():
-    assert reqs.get(name) == version, f"{name}=={version} in Dockerfile, {reqs.get(name)} in requirements.txt"
-  # The base image's TensorFlow is the same release as the pinned tensorflow-cpu.
-  assert reqs["tensorflow-cpu"] == "2.21.0"
-  assert "tensorflow-cpu" not in pins and "tensorflow" not in pins
+    assert needed in installs, f"{needed} not installed in the image"
+  assert all(name in lock for name in installs), set(installs) - set(lock)
+  assert dockerfile_pins(DOCKERFILE) == {}, "a version written in the Dockerfile, not the lock"
+  # The base image's TensorFlow is the lock's release; the image never installs its own.
+  assert _instructions()[0] == f"FROM tensorflow/tensorflow:{lock['tensorflow']}-gpu"
+  assert "tensorflow-cpu" not in installs and "tensorflow" not in installs
 
 
 def test_builds_the_native_helpers_where_runtime_finds_them():
