@@ -43,3 +43,30 @@ def gcs_bucket(gcs_server, monkeypatch):
   client = storage.Client(project="test-project", credentials=AnonymousCredentials())
   client.create_bucket(name)
   yield name
+
+
+# Tests that run a TensorFlow model (train, evaluate, export, vis, or a DAG run that does):
+# the ones whose verdict could hang on numerics. `make test-numerics` runs them with oneDNN
+# off (docs/testing.md). A module is listed here rather than marked in place so that the
+# list is whole in one place; a test file that starts running a model belongs here.
+RUNS_A_MODEL = (
+    "tests/deeplab/core/",
+    "tests/deeplab/test_compat.py", "tests/deeplab/test_deployment.py",
+    "tests/deeplab/test_model.py", "tests/deeplab/test_train.py",
+    "tests/deeplab/test_train_cli.py", "tests/deeplab/test_train_e2e.py",
+    "tests/deeplab/test_two_trainers.py", "tests/deeplab/test_sigterm_budget.py",
+    "tests/deeplab/test_resume_fallback.py", "tests/deeplab/test_evaluate.py",
+    "tests/deeplab/test_evaluate_against_numpy.py", "tests/deeplab/test_evaluate_gcs.py",
+    "tests/deeplab/test_vis.py", "tests/deeplab/test_export.py",
+    "tests/deeplab/test_export_serves_dataset.py",
+    "tests/dags/test_end_to_end.py", "tests/dags/test_lost_workers.py",
+    "tests/dags/test_checkpoint_cadence.py", "tests/dags/test_rest_api.py",
+    "tests/dags/test_gate_real_models.py", "tests/dags/test_gate_compare_task.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  root = str(config.rootpath) + os.sep
+  for item in items:
+    if str(item.path).replace(root, "", 1).startswith(RUNS_A_MODEL):
+      item.add_marker(pytest.mark.runs_a_model)

@@ -1,10 +1,15 @@
 """The exported model serves every image of its dataset, exactly as evaluation scored it.
 
 A VOC-style set of JPEG images larger than the training crop (100x120 and 120x100 against a
-65x65 crop), converted, trained briefly, evaluated and exported the way the DAG does it
-(--eval_metrics_json, --dataset_dir, --check_split). Then the frozen graph runs on every image
-of the eval split at its own size, and the mIoU recomputed in numpy from its predictions
-(ignore label excluded) equals metrics.json.
+65x65 crop), converted, evaluated and exported the way the DAG does it (--eval_metrics_json,
+--dataset_dir, --check_split). Then the frozen graph runs on every image of the eval split at
+its own size, and the mIoU recomputed in numpy from its predictions (ignore label excluded)
+equals metrics.json.
+
+The checkpoint is written by the test (`_eval_kit.make_run`: batch norm calibrated, random
+unit-scale logits), not trained: what a 40-step training run learns depends on the machine
+(on an AVX-512/AMX Xeon it predicted background everywhere, which makes "served = scored"
+true for any export), while these weights predict every class on every machine.
 """
 
 import json
@@ -14,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.deeplab import _eval_kit as kit_run
 from tests.deeplab import _serving_kit as kit
 from tests.deeplab._cli import run_deeplab as _deeplab
 
@@ -54,11 +60,8 @@ def test_frozen_graph_on_every_val_image_at_full_size_reproduces_metrics_json(tm
   _deeplab("build-tfrecords", "--format=voc", f"--source={make_voc_tree(str(tmp_path))}",
            f"--output_dir={data}", f"--num_classes={NUM_CLASSES}", "--num_shards=2",
            "--class_names=background,circle,square,triangle")
-  _deeplab("train", f"--dataset_dir={data}", f"--train_logdir={train}",
-           "--model_variant=mobilenet_v2", "--num_clones=1", "--train_batch_size=4",
-           "--train_crop_size=65,65", "--output_stride=16", "--batch_norm_decay=0.99",
-           "--base_learning_rate=0.05", "--training_number_of_steps=40", "--log_steps=20",
-           "--save_summaries_secs=0", "--seed=1")
+  kit_run.make_run(str(train), num_classes=NUM_CLASSES, crop=(65, 65), sizes=VAL_SIZES,
+                   output_stride=16)
   _deeplab("evaluate", f"--dataset_dir={data}", f"--checkpoint_dir={train}",
            f"--eval_logdir={eval_dir}", "--eval_batch_size=2",
            f"--result_json={tmp_path / 'eval.json'}")
@@ -77,7 +80,12 @@ def test_frozen_graph_on_every_val_image_at_full_size_reproduces_metrics_json(tm
   examples, predictions = kit.frozen_graph_on_split(str(tmp_path / "export"), str(data), "val")
   assert sorted(img.shape[:2] for _, img, _ in examples) == sorted(VAL_SIZES)
   assert [p.shape for p in predictions] == [img.shape[:2] for _, img, _ in examples]
-  assert len(np.unique(np.concatenate([p.ravel() for p in predictions]))) > 1  # not constant
+  # Not constant: a constant model would make the comparison below blind to a misplaced or
+  # resized prediction. The second most predicted class covers 46% of the pixels here
+  # (oneDNN on and off, one thread or two), so this does not hang on numerics.
+  counts = np.bincount(np.concatenate([p.ravel() for p in predictions]), minlength=NUM_CLASSES)
+  print("predicted pixels per class:", counts.tolist())
+  assert np.sort(counts)[-2] >= 0.05 * counts.sum(), counts
   labels = [label for _, _, label in examples]
   assert kit.numpy_miou(predictions, labels, NUM_CLASSES) == pytest.approx(metrics["miou"],
                                                                            abs=1e-4)
