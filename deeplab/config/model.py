@@ -12,9 +12,15 @@ SUPPORTED_VARIANTS = (
     "xception_41",
     "xception_65",
     "xception_71",
+    "resnet_v1_18",
+    "resnet_v1_18_beta",
+    "resnet_v1_50",
     "resnet_v1_50_beta",
+    "resnet_v1_101",
     "resnet_v1_101_beta",
 )
+# The plain (non-beta) ResNets were trained on mean-subtracted pixels, the rest on [-1, 1].
+MEAN_SUBTRACTED_VARIANTS = ("resnet_v1_18", "resnet_v1_50", "resnet_v1_101")
 MERGE_METHODS = ("max", "avg")
 OUTPUT_STRIDES = (4, 8, 16, 32)
 
@@ -100,8 +106,11 @@ class ModelConfig:
       if any(d not in (4, 8, 16) or d >= self.output_stride for d in dos):
         out.append(f"decoder_output_stride {dos} must be in (4, 8, 16) and below "
                    f"output_stride {self.output_stride}")
-    if self.multi_grid and len(self.multi_grid) != 3:
-      out.append(f"multi_grid needs 3 values (e.g. 1,2,4), got {list(self.multi_grid)}")
+    units = multi_grid_units(self.model_variant)
+    if self.multi_grid and len(self.multi_grid) != units:
+      example = ",".join(str(2 ** i) for i in range(units))
+      out.append(f"multi_grid for {self.model_variant} needs {units} values (one per unit "
+                 f"of the last block, e.g. {example}), got {list(self.multi_grid)}")
     if self.depth_multiplier <= 0:
       out.append(f"depth_multiplier must be > 0, got {self.depth_multiplier}")
     if self.merge_method not in MERGE_METHODS:
@@ -136,8 +145,17 @@ def default_atrous_rates(variant: str, output_stride: int) -> Optional[Tuple[int
   return {16: (6, 12, 18), 8: (12, 24, 36)}.get(output_stride)
 
 
+def multi_grid_units(variant: str) -> int:
+  """Units in the last block that multi_grid scales: 2 for ResNet-18, else 3."""
+  return 2 if variant.startswith("resnet_v1_18") else 3
+
+
 def mean_pixel(model_variant: Optional[str] = None) -> Tuple[float, float, float]:
-  """Padding value for a variant: ImageNet mean for resnet_v1_50/101 (non-beta) or None."""
-  if model_variant in (None, "resnet_v1_50", "resnet_v1_101"):
+  """Padding value that normalises to 0: the ImageNet mean for the mean-subtracted variants.
+
+  The original returns 127.5 for resnet_v1_18 although it subtracts the mean there too;
+  here the padding follows the preprocessing for every variant.
+  """
+  if model_variant is None or model_variant in MEAN_SUBTRACTED_VARIANTS:
     return MEAN_RGB
   return (127.5, 127.5, 127.5)

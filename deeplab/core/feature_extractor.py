@@ -15,12 +15,14 @@ import importlib
 from typing import Callable, Dict, List, Optional, Sequence
 
 from deeplab.compat import slim, tf
-from deeplab.config import MEAN_RGB
+from deeplab.config import MEAN_RGB, MEAN_SUBTRACTED_VARIANTS
 from deeplab.errors import ConfigError
 
 # Variant -> variable scope of the ImageNet / model-zoo checkpoints.
 NAME_SCOPE: Dict[str, str] = {
     "mobilenet_v2": "MobilenetV2",
+    "resnet_v1_18": "resnet_v1_18",
+    "resnet_v1_18_beta": "resnet_v1_18",
     "resnet_v1_50": "resnet_v1_50",
     "resnet_v1_50_beta": "resnet_v1_50",
     "resnet_v1_101": "resnet_v1_101",
@@ -35,6 +37,9 @@ _XCEPTION_OS8 = "entry_flow/block3/unit_1/xception_module/separable_conv2_pointw
 _XCEPTION_OS16 = "exit_flow/block1/unit_1/xception_module/separable_conv2_pointwise"
 _RESNET_OS4 = "block1/unit_2/bottleneck_v1/conv3"
 _RESNET_OS8 = "block2/unit_3/bottleneck_v1/conv3"
+# ResNet-18 feeds the decoder from the first unit's second conv (before the residual add).
+_RESNET_18 = {os: [f"block{i}/unit_1/lite_bottleneck_v1/conv2"]
+              for i, os in enumerate((4, 8, 16), 1)}
 
 # Variant -> {decoder output stride: [end point names]}. As in the original, names are
 # relative to the network scope; ``decoder_end_point_keys`` adds the scope where the
@@ -45,6 +50,8 @@ DECODER_END_POINTS: Dict[str, Dict[int, List[str]]] = {
         8: ["layer_7/depthwise_output"],
         16: ["layer_14/depthwise_output"],
     },
+    "resnet_v1_18": _RESNET_18,
+    "resnet_v1_18_beta": _RESNET_18,
     "resnet_v1_50": {4: [_RESNET_OS4], 8: [_RESNET_OS8],
                      16: ["block3/unit_5/bottleneck_v1/conv3"]},
     "resnet_v1_50_beta": {4: [_RESNET_OS4], 8: [_RESNET_OS8],
@@ -65,6 +72,8 @@ DECODER_END_POINTS: Dict[str, Dict[int, List[str]]] = {
 # Variant -> (module under deeplab.core, builder function name).
 _NETWORKS = {
     "mobilenet_v2": ("mobilenet_v2", "mobilenet_v2"),
+    "resnet_v1_18": ("resnet_v1_beta", "resnet_v1_18"),
+    "resnet_v1_18_beta": ("resnet_v1_beta", "resnet_v1_18_beta"),
     "resnet_v1_50": ("resnet_v1_beta", "resnet_v1_50"),
     "resnet_v1_50_beta": ("resnet_v1_beta", "resnet_v1_50_beta"),
     "resnet_v1_101": ("resnet_v1_beta", "resnet_v1_101"),
@@ -91,7 +100,7 @@ def preprocess_subtract_imagenet_mean(inputs, dtype=tf.float32):
 
 # The non-beta ResNets were trained on mean-subtracted inputs; every other variant on [-1, 1].
 PREPROCESS_FN: Dict[str, Callable] = {
-    v: (preprocess_subtract_imagenet_mean if v in ("resnet_v1_50", "resnet_v1_101")
+    v: (preprocess_subtract_imagenet_mean if v in MEAN_SUBTRACTED_VARIANTS
         else preprocess_zero_mean_unit_range)
     for v in NAME_SCOPE
 }

@@ -1,0 +1,143 @@
+"""Writes the expected checkpoint variables of the original DeepLab's models, one JSON per case.
+
+Written by hand from reading tensorflow/models research/deeplab (model.py, common.py,
+core/feature_extractor.py, core/resnet_v1_beta.py, core/dense_prediction_cell.py) and
+research/slim/nets/mobilenet (mobilenet.py, mobilenet_v3.py, conv_blocks.py) as of late 2020.
+It imports nothing from this repository and no TensorFlow: the layout is spelled out from
+those sources (scopes, filter counts, which convs carry a bias or a batch norm), so the
+tests that compare a built graph with these lists check the port against the original,
+not against itself. Run `python tests/testdata/model_variables/original_layout.py` to
+rewrite the JSON files next to it.
+"""
+
+import json
+import pathlib
+from typing import Dict, List
+
+Layout = Dict[str, List[int]]
+NUM_CLASSES = 19  # Cityscapes, the dataset these variants were published on.
+_BN = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def conv(out: Layout, scope: str, k: int, cin: int, cout: int, bn: bool = True,
+         bias: bool = False) -> None:
+  """A slim conv2d: weights [k, k, in, out], then BatchNorm (scale=True) or biases."""
+  out[f"{scope}/weights"] = [k, k, cin, cout]
+  if bn:
+    for v in _BN:
+      out[f"{scope}/BatchNorm/{v}"] = [cout]
+  if bias:
+    out[f"{scope}/biases"] = [cout]
+
+
+def depthwise(out: Layout, scope: str, k: int, cin: int, bn: bool = True) -> None:
+  """A slim separable_conv2d with num_outputs=None: depthwise_weights [k, k, in, 1]."""
+  out[f"{scope}/depthwise_weights"] = [k, k, cin, 1]
+  if bn:
+    for v in _BN:
+      out[f"{scope}/BatchNorm/{v}"] = [cin]
+
+
+# ---------------------------------------------------------------- ResNet-v1 (resnet_v1_beta.py)
+
+def resnet(variant: str) -> (Layout, int, int):
+  """Backbone variables, output channels, channels of the OS-4 decoder end point."""
+  depth = int(variant.split("_")[2])
+  scope = f"resnet_v1_{depth}"
+  out: Layout = {}
+  if variant.endswith("_beta"):
+    m = 0.25 if depth == 18 else 1.0  # resnet_v1_18_beta: root_depth_multiplier=0.25
+    widths = [int(64 * m), int(64 * m), int(128 * m)]
+    cin = 3
+    for i, w in enumerate(widths, 1):
+      conv(out, f"{scope}/conv1_{i}", 3, cin, w)
+      cin = w
+  else:
+    conv(out, f"{scope}/conv1", 7, 3, 64)
+    cin = 64
+  if depth == 18:
+    # lite_bottleneck: conv1 3x3 depth, conv2 3x3 depth, 1x1 shortcut when depth changes.
+    blocks = [(64, 2), (128, 2), (256, 2), (512, 2)]
+    for b, (d, units) in enumerate(blocks, 1):
+      for u in range(1, units + 1):
+        unit = f"{scope}/block{b}/unit_{u}/lite_bottleneck_v1"
+        if cin != d:
+          conv(out, f"{unit}/shortcut", 1, cin, d)
+        conv(out, f"{unit}/conv1", 3, cin, d)
+        conv(out, f"{unit}/conv2", 3, d, d)
+        cin = d
+    return out, 512, 64
+  block3 = {50: 6, 101: 23}[depth]
+  blocks = [(64, 3), (128, 4), (256, block3), (512, 3)]
+  for b, (base, units) in enumerate(blocks, 1):
+    for u in range(1, units + 1):
+      unit = f"{scope}/block{b}/unit_{u}/bottleneck_v1"
+      if cin != 4 * base:
+        conv(out, f"{unit}/shortcut", 1, cin, 4 * base)
+      conv(out, f"{unit}/conv1", 1, cin, base)
+      conv(out, f"{unit}/conv2", 3, base, base)
+      conv(out, f"{unit}/conv3", 1, base, 4 * base)
+      cin = 4 * base
+  return out, 2048, 256
+
+
+# ------------------------------------------------------ the DeepLab v3+ head (model.py defaults)
+
+def aspp_head(out: Layout, cin: int, rates: int, depth: int = 256) -> int:
+  """image_pooling, aspp0, aspp{i} separable, concat_projection (all BN, no bias)."""
+  conv(out, "image_pooling", 1, cin, depth)
+  conv(out, "aspp0", 1, cin, depth)
+  for i in range(1, rates + 1):
+    depthwise(out, f"aspp{i}_depthwise", 3, cin)
+    conv(out, f"aspp{i}_pointwise", 1, cin, depth)
+  conv(out, "concat_projection", 1, depth * (rates + 2), depth)
+  return depth
+
+
+def decoder(out: Layout, cin: int, low_level: int, depth: int = 256) -> int:
+  """feature_projection0 (48), then two separable 3x3 convs of `depth` filters."""
+  conv(out, "decoder/feature_projection0", 1, low_level, 48)
+  cin = cin + 48
+  for i in (0, 1):
+    depthwise(out, f"decoder/decoder_conv{i}_depthwise", 3, cin)
+    conv(out, f"decoder/decoder_conv{i}_pointwise", 1, cin, depth)
+    cin = depth
+  return depth
+
+
+def logits(out: Layout, cin: int) -> None:
+  out["logits/semantic/weights"] = [1, 1, cin, NUM_CLASSES]
+  out["logits/semantic/biases"] = [NUM_CLASSES]
+
+
+def resnet_case(variant: str) -> dict:
+  out, channels, low_level = resnet(variant)
+  channels = aspp_head(out, channels, rates=3)
+  channels = decoder(out, channels, low_level)
+  logits(out, channels)
+  flags = {"model_variant": variant, "output_stride": 16, "atrous_rates": [6, 12, 18],
+           "decoder_output_stride": [4]}
+  return {"flags": flags, "num_classes": NUM_CLASSES, "variables": out}
+
+
+def cases() -> Dict[str, dict]:
+  found = {}
+  for variant in ("resnet_v1_18", "resnet_v1_18_beta", "resnet_v1_50", "resnet_v1_101"):
+    found[variant] = resnet_case(variant)
+  return found
+
+
+def main() -> None:
+  here = pathlib.Path(__file__).parent
+  for name, case in cases().items():
+    # One variable per line, so that a diff shows which variable changed.
+    rows = ",\n".join(f"  {json.dumps(n)}: {json.dumps(s)}"
+                      for n, s in sorted(case["variables"].items()))
+    head = json.dumps({k: v for k, v in case.items() if k != "variables"}, sort_keys=True)
+    text = head[:-1] + ', "variables": {\n' + rows + "\n}}\n"
+    json.loads(text)
+    (here / f"{name}.json").write_text(text)
+
+
+if __name__ == "__main__":
+  main()
