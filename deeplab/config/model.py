@@ -9,6 +9,8 @@ from deeplab.config.fields import coerce_tuples, setting
 
 SUPPORTED_VARIANTS = (
     "mobilenet_v2",
+    "mobilenet_v3_large_seg",
+    "mobilenet_v3_small_seg",
     "xception_41",
     "xception_65",
     "xception_71",
@@ -46,21 +48,28 @@ class ModelConfig:
       None, "Multi-grid rates for the last ResNet block.", kind="multi_integer")
   depth_multiplier: float = setting(1.0, "MobileNet depth multiplier.")
   divisible_by: Optional[int] = setting(None, "MobileNet channel rounding.", kind="integer")
-  add_image_level_feature: bool = setting(True, "Add the image-pooling ASPP branch.")
+  add_image_level_feature: bool = setting(True, "Add image level feature.")
   image_pooling_crop_size: Optional[Tuple[int, int]] = setting(
       None, "Image pooling crop size [height, width].", kind="list")
   image_pooling_stride: Tuple[int, int] = setting(
       (1, 1), "Image pooling stride [height, width].", kind="list")
   aspp_with_batch_norm: bool = setting(True, "Use batch norm in ASPP.")
   aspp_with_separable_conv: bool = setting(True, "Use separable convs in ASPP.")
-  aspp_with_concat_projection: bool = setting(True, "Project the concatenated ASPP branches.")
-  aspp_convs_filters: int = setting(256, "ASPP conv filters.")
+  aspp_with_concat_projection: bool = setting(True, "ASPP with concat projection.")
+  aspp_with_squeeze_and_excitation: bool = setting(
+      False, "ASPP with squeeze and excitation.")
+  aspp_convs_filters: int = setting(256, "ASPP convolution filters.")
   decoder_use_separable_conv: bool = setting(True, "Use separable convs in the decoder.")
-  decoder_filters: int = setting(256, "Decoder conv filters.")
+  decoder_use_sum_merge: bool = setting(False, "Decoder uses simply sum merge.")
+  decoder_filters: int = setting(256, "Decoder filters.")
+  decoder_output_is_logits: bool = setting(False, "Use decoder output as logits or not.")
+  image_se_uses_qsigmoid: bool = setting(False, "Use q-sigmoid.")
   logits_kernel_size: int = setting(1, "Kernel size of the logits conv.")
   merge_method: str = setting("max", "Image-pyramid merge method.", choices=MERGE_METHODS)
   prediction_with_upsampled_logits: bool = setting(True, "Upsample logits before argmax.")
-  use_bounded_activation: bool = setting(False, "Use relu6 instead of relu.")
+  use_bounded_activation: bool = setting(
+      False, "Whether or not to use bounded activations. Bounded activations better lend "
+      "themselves to quantized inference.")
   image_pyramid: Optional[Tuple[float, ...]] = setting(
       None, "Input scales for multi-scale features.", kind="multi_float")
   batch_norm_decay: float = setting(0.9997, "Batch norm decay of the DeepLab head.")
@@ -126,6 +135,7 @@ class ModelConfig:
         and len(self.label_weights) not in (1, self.num_classes)):
       out.append(f"label_weights has {len(self.label_weights)} values but the dataset has "
                  f"{self.num_classes} classes; give one weight per class")
+    out += self._head_problems()
     bbd = self.backbone_batch_norm_decay
     if bbd is not None and not 0 < bbd < 1:
       out.append(f"backbone_batch_norm_decay must be in (0, 1), got {bbd}")
@@ -135,6 +145,25 @@ class ModelConfig:
       value = getattr(self, name)
       if value is not None and value < 1:
         out.append(f"{name} must be >= 1 when given, got {value}")
+    return out
+
+
+  def _head_problems(self) -> list:
+    """Combinations of the MobileNet-v3 head options the original builds wrongly or not at all."""
+    out = []
+    if self.decoder_output_is_logits and not self.decoder_output_stride:
+      out.append("decoder_output_is_logits needs a decoder: set decoder_output_stride "
+                 "(the model zoo's MobileNet-v3 uses 8)")
+    if (self.decoder_output_is_logits and self.num_classes is not None
+        and self.decoder_filters != self.num_classes):
+      out.append(f"decoder_output_is_logits makes the decoder's last conv the logits, so "
+                 f"decoder_filters ({self.decoder_filters}) must equal the dataset's "
+                 f"{self.num_classes} classes; set --decoder_filters={self.num_classes}")
+    if self.decoder_use_sum_merge and not self.decoder_output_stride:
+      out.append("decoder_use_sum_merge needs a decoder: set decoder_output_stride")
+    for name in ("aspp_convs_filters", "decoder_filters"):
+      if getattr(self, name) < 1:
+        out.append(f"{name} must be >= 1, got {getattr(self, name)}")
     return out
 
 

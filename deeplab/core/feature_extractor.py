@@ -21,6 +21,8 @@ from deeplab.errors import ConfigError
 # Variant -> variable scope of the ImageNet / model-zoo checkpoints.
 NAME_SCOPE: Dict[str, str] = {
     "mobilenet_v2": "MobilenetV2",
+    "mobilenet_v3_large_seg": "MobilenetV3",
+    "mobilenet_v3_small_seg": "MobilenetV3",
     "resnet_v1_18": "resnet_v1_18",
     "resnet_v1_18_beta": "resnet_v1_18",
     "resnet_v1_50": "resnet_v1_50",
@@ -50,6 +52,16 @@ DECODER_END_POINTS: Dict[str, Dict[int, List[str]]] = {
         8: ["layer_7/depthwise_output"],
         16: ["layer_14/depthwise_output"],
     },
+    "mobilenet_v3_large_seg": {
+        4: ["layer_4/depthwise_output"],
+        8: ["layer_7/depthwise_output"],
+        16: ["layer_13/depthwise_output"],
+    },
+    "mobilenet_v3_small_seg": {
+        4: ["layer_2/depthwise_output"],
+        8: ["layer_4/depthwise_output"],
+        16: ["layer_9/depthwise_output"],
+    },
     "resnet_v1_18": _RESNET_18,
     "resnet_v1_18_beta": _RESNET_18,
     "resnet_v1_50": {4: [_RESNET_OS4], 8: [_RESNET_OS8],
@@ -72,6 +84,8 @@ DECODER_END_POINTS: Dict[str, Dict[int, List[str]]] = {
 # Variant -> (module under deeplab.core, builder function name).
 _NETWORKS = {
     "mobilenet_v2": ("mobilenet_v2", "mobilenet_v2"),
+    "mobilenet_v3_large_seg": ("mobilenet_v3", "mobilenet_v3_large_seg"),
+    "mobilenet_v3_small_seg": ("mobilenet_v3", "mobilenet_v3_small_seg"),
     "resnet_v1_18": ("resnet_v1_beta", "resnet_v1_18"),
     "resnet_v1_18_beta": ("resnet_v1_beta", "resnet_v1_18_beta"),
     "resnet_v1_50": ("resnet_v1_beta", "resnet_v1_50"),
@@ -211,9 +225,12 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
       return network(images, num_classes=None, is_training=bn_training, global_pool=False,
                      output_stride=output_stride, regularize_depthwise=regularize_depthwise,
                      multi_grid=multi_grid, reuse=reuse, scope=scope)
-  # MobileNet-v2: slim's training_scope, with the model's weight decay.
-  with slim.arg_scope(module.training_scope(is_training=bn_training, weight_decay=weight_decay,
-                                            bn_decay=batch_norm_decay or 0.997)):
+  if model_variant.startswith("mobilenet_v3"):
+    scope_fn = module.arg_scope
+  else:  # MobileNet-v2: slim's training_scope, with the model's weight decay.
+    scope_fn = module.training_scope
+  with slim.arg_scope(scope_fn(is_training=bn_training, weight_decay=weight_decay,
+                               bn_decay=batch_norm_decay or 0.997)):
     return network(images, depth_multiplier=depth_multiplier, output_stride=output_stride,
                    divisible_by=divisible_by, reuse=reuse, scope=scope,
                    final_endpoint=final_endpoint)

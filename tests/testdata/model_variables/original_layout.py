@@ -81,6 +81,86 @@ def resnet(variant: str) -> (Layout, int, int):
   return out, 2048, 256
 
 
+# -------------------------------------- MobileNet-v3 (slim mobilenet_v3.py, feature_extractor.py)
+
+def make_divisible(v: float, divisor: int = 8) -> int:
+  """slim's mobilenet._make_divisible (min_value = divisor)."""
+  new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+  return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+# slim's V3_LARGE / V3_SMALL spec up to DeepLab's final end point: ("conv", kernel, n) or
+# (expansion factor, n, depthwise kernel, squeeze-excite).
+V3_LARGE = [("conv", 3, 16), (1, 16, 3, 0), (4, 24, 3, 0), (3, 24, 3, 0), (3, 40, 5, 1),
+            (3, 40, 5, 1), (3, 40, 5, 1), (6, 80, 3, 0), (2.5, 80, 3, 0), (184 / 80., 80, 3, 0),
+            (184 / 80., 80, 3, 0), (6, 112, 3, 1), (6, 112, 3, 1), (6, 160, 5, 1),
+            (6, 160, 5, 1), (6, 160, 5, 1), ("conv", 1, 960)]
+V3_SMALL = [("conv", 3, 16), (1, 16, 3, 1), (72. / 16, 24, 3, 0), (88. / 24, 24, 3, 0),
+            (4, 40, 5, 1), (6, 40, 5, 1), (6, 40, 5, 1), (3, 48, 5, 1), (3, 48, 5, 1),
+            (6, 96, 5, 1), (6, 96, 5, 1), (6, 96, 5, 1), ("conv", 1, 576)]
+# feature_extractor.mobilenet_v3_{large,small}_seg: these layers' outputs are halved and
+# their expansion factor becomes expansion / (the previous layer's halved outputs).
+SEG_CHANGES = {"large": [(13, 336), (14, 480), (15, 480), (16, None)],
+               "small": [(9, 144), (10, 288), (11, 288), (12, None)]}
+
+
+def mobilenet_v3(size: str) -> (Layout, int, Dict[int, int]):
+  """Backbone variables, output channels, {layer number: depthwise_output channels}."""
+  spec = [list(layer) for layer in (V3_LARGE if size == "large" else V3_SMALL)]
+  for index, expansion in SEG_CHANGES[size]:
+    n_pos = 2 if spec[index][0] == "conv" else 1
+    spec[index][n_pos] = spec[index][n_pos] / 2
+    if expansion is not None:
+      spec[index][0] = expansion / spec[index - 1][1]
+  out: Layout = {}
+  cin, block, convs, depthwise_channels = 3, 0, 0, {}
+  for number, layer in enumerate(spec, 1):
+    if layer[0] == "conv":
+      _, k, n = layer
+      n = make_divisible(n)
+      conv(out, "MobilenetV3/Conv" + (f"_{convs}" if convs else ""), k, cin, n)
+      convs += 1
+      cin = n
+      continue
+    ef, n, k, se = layer
+    n = make_divisible(n)
+    scope = "MobilenetV3/expanded_conv" + (f"_{block}" if block else "")
+    inner = make_divisible(cin * ef)
+    if inner > cin:
+      conv(out, f"{scope}/expand", 1, cin, inner)
+    else:
+      inner = cin
+    depthwise(out, f"{scope}/depthwise", k, inner)
+    depthwise_channels[number] = inner
+    if se:  # squeeze_excite: two 1x1 convs with biases, no batch norm
+      squeeze = make_divisible(inner / 4)
+      conv(out, f"{scope}/squeeze_excite/Conv", 1, inner, squeeze, bn=False, bias=True)
+      conv(out, f"{scope}/squeeze_excite/Conv_1", 1, squeeze, inner, bn=False, bias=True)
+    conv(out, f"{scope}/project", 1, inner, n)
+    block += 1
+    cin = n
+  return out, cin, depthwise_channels
+
+
+def mobilenet_v3_case(size: str) -> dict:
+  """The model zoo's Cityscapes head: SE image pooling, no concat projection, the decoder's
+  sum-merge 1x1 convs (biases, no BN) output the logits; there is no logits/ scope."""
+  out, channels, depthwise_channels = mobilenet_v3(size)
+  aspp_filters = 128
+  conv(out, "image_pooling", 1, channels, aspp_filters, bn=False, bias=True)
+  conv(out, "aspp0", 1, channels, aspp_filters)
+  low_level = depthwise_channels[{"large": 7, "small": 4}[size]]  # the OS-8 end point
+  conv(out, "decoder/feature_projection0", 1, low_level, NUM_CLASSES, bn=False, bias=True)
+  conv(out, "decoder/decoder_conv0", 1, aspp_filters, NUM_CLASSES, bn=False, bias=True)
+  flags = {"model_variant": f"mobilenet_v3_{size}_seg", "output_stride": 32,
+           "decoder_output_stride": [8], "add_image_level_feature": True,
+           "aspp_convs_filters": 128, "aspp_with_concat_projection": False,
+           "aspp_with_squeeze_and_excitation": True, "decoder_use_sum_merge": True,
+           "decoder_filters": NUM_CLASSES, "decoder_output_is_logits": True,
+           "image_se_uses_qsigmoid": True}
+  return {"flags": flags, "num_classes": NUM_CLASSES, "variables": out}
+
+
 # ------------------------------------------------------ the DeepLab v3+ head (model.py defaults)
 
 def aspp_head(out: Layout, cin: int, rates: int, depth: int = 256) -> int:
@@ -124,6 +204,8 @@ def cases() -> Dict[str, dict]:
   found = {}
   for variant in ("resnet_v1_18", "resnet_v1_18_beta", "resnet_v1_50", "resnet_v1_101"):
     found[variant] = resnet_case(variant)
+  for size in ("large", "small"):
+    found[f"mobilenet_v3_{size}_seg"] = mobilenet_v3_case(size)
   return found
 
 
