@@ -9,7 +9,8 @@ Differences from the original, on purpose:
 * ``deeplab.config.ModelConfig`` replaces ``common.ModelOptions``; the crop size is an
   explicit argument (it is not a model property) and there is a single output type,
   'semantic', with ``model_options.num_classes`` classes.
-* Dense prediction cells, NAS backbones and TPU sync batch norm are not supported.
+* NAS backbones and TPU sync batch norm are not supported. The dense prediction cell
+  (``core/dense_prediction_cell.py``) replaces ASPP when its JSON file is given.
   The decoder (with MobileNet-v3's sum merge and decoder-as-logits) lives in
   ``core/decoder.py``, the squeeze-and-excitation image branch in
   ``core/squeeze_excitation.py``.
@@ -24,7 +25,7 @@ from typing import Dict, Optional, Sequence
 
 from deeplab.compat import slim, tf
 from deeplab.config import ModelConfig
-from deeplab.core import feature_extractor, squeeze_excitation
+from deeplab.core import dense_prediction_cell, feature_extractor, squeeze_excitation
 from deeplab.core.decoder import DECODER_SCOPE, refine_by_decoder
 from deeplab.core.layers import batch_norm_params as _batch_norm_params
 from deeplab.core.layers import activation as _activation
@@ -87,6 +88,10 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
       batch_norm_decay=model_options.backbone_batch_norm_decay)
   if not model_options.aspp_with_batch_norm:
     return features, end_points
+  if model_options.dense_prediction_cell_json:  # DPC replaces ASPP
+    return dense_prediction_cell.build_cell(
+        features, model_options, crop_size, weight_decay=weight_decay, reuse=reuse,
+        is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm), end_points
 
   output_stride = model_options.output_stride
   depth = model_options.aspp_convs_filters

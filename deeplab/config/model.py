@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
+from deeplab.config import dense_prediction_cell
 from deeplab.config.fields import coerce_tuples, setting
+from deeplab.errors import ConfigError
 
 SUPPORTED_VARIANTS = (
     "mobilenet_v2",
@@ -67,6 +69,8 @@ class ModelConfig:
   logits_kernel_size: int = setting(1, "Kernel size of the logits conv.")
   merge_method: str = setting("max", "Image-pyramid merge method.", choices=MERGE_METHODS)
   prediction_with_upsampled_logits: bool = setting(True, "Upsample logits before argmax.")
+  dense_prediction_cell_json: str = setting(
+      "", "A JSON file that specifies the dense prediction cell.", kind="string", path=True)
   use_bounded_activation: bool = setting(
       False, "Whether or not to use bounded activations. Bounded activations better lend "
       "themselves to quantized inference.")
@@ -147,6 +151,18 @@ class ModelConfig:
         out.append(f"{name} must be >= 1 when given, got {value}")
     return out
 
+
+  def input_file_problems(self) -> list:
+    """Problems of the files the model reads (the DPC cell), for the job to check before any
+    work. Not part of problems(): the Airflow side validates configurations it must not read
+    files for."""
+    if not self.dense_prediction_cell_json:
+      return []
+    try:
+      dense_prediction_cell.load(self.dense_prediction_cell_json)
+    except ConfigError as e:
+      return [str(e)]
+    return []
 
   def _head_problems(self) -> list:
     """Combinations of the MobileNet-v3 head options the original builds wrongly or not at all."""

@@ -161,6 +161,63 @@ def mobilenet_v3_case(size: str) -> dict:
   return {"flags": flags, "num_classes": NUM_CLASSES, "variables": out}
 
 
+# ------------------------------------------------------------------- Xception-71 (xception.py)
+
+def xception_71() -> (Layout, int, int):
+  """Backbone variables, output channels, channels of the OS-4 decoder end point.
+
+  Stem entry_flow/conv1_1 (3x3/2, 32), conv1_2 (3x3, 64); entry flow blocks (depth, stride)
+  128/2, 256/1, 256/2, 728/1, 728/2 with conv shortcuts; middle flow 16 'sum' units of 728;
+  exit flow block1 [728, 1024, 1024] with a conv shortcut, block2 [1536, 1536, 2048] without.
+  Each separable conv is split into _depthwise and _pointwise, each with a batch norm.
+  """
+  out: Layout = {}
+  conv(out, "xception_71/entry_flow/conv1_1", 3, 3, 32)
+  conv(out, "xception_71/entry_flow/conv1_2", 3, 32, 64)
+  cin = 64
+  blocks = [("entry_flow/block1", [128] * 3, 1, True), ("entry_flow/block2", [256] * 3, 1, True),
+            ("entry_flow/block3", [256] * 3, 1, True), ("entry_flow/block4", [728] * 3, 1, True),
+            ("entry_flow/block5", [728] * 3, 1, True), ("middle_flow/block1", [728] * 3, 16, False),
+            ("exit_flow/block1", [728, 1024, 1024], 1, True),
+            ("exit_flow/block2", [1536, 1536, 2048], 1, False)]
+  for block, depths, units, conv_shortcut in blocks:
+    for u in range(1, units + 1):
+      module = f"xception_71/{block}/unit_{u}/xception_module"
+      if conv_shortcut:
+        conv(out, f"{module}/shortcut", 1, cin, depths[-1])
+      c = cin
+      for i, d in enumerate(depths, 1):
+        depthwise(out, f"{module}/separable_conv{i}_depthwise", 3, c)
+        conv(out, f"{module}/separable_conv{i}_pointwise", 1, c, d)
+        c = d
+      cin = depths[-1]
+  return out, cin, 256  # OS 4: entry_flow/block3/unit_1 (256)
+
+
+def dpc_cell(out: Layout, cin: int) -> int:
+  """dense_prediction_cell_branch5_top1_cityscapes.json: five split separable 3x3 branches
+  (branch0 on the features, the others on earlier branches), concat_projection 1280 -> 256."""
+  inputs = [-1, 0, 1, 0, 0]
+  for i, source in enumerate(inputs):
+    c = cin if source < 0 else 256
+    depthwise(out, f"meta_architecture/branch{i}_depthwise", 3, c)
+    conv(out, f"meta_architecture/branch{i}_pointwise", 1, c, 256)
+  conv(out, "meta_architecture/concat_projection", 1, 256 * len(inputs), 256)
+  return 256
+
+
+def xception_71_dpc_case() -> dict:
+  out, channels, low_level = xception_71()
+  channels = dpc_cell(out, channels)
+  channels = decoder(out, channels, low_level)
+  logits(out, channels)
+  # The atrous rates are given to show that they build nothing next to a DPC.
+  flags = {"model_variant": "xception_71", "output_stride": 16, "atrous_rates": [6, 12, 18],
+           "decoder_output_stride": [4],
+           "dense_prediction_cell_json": "BUNDLED:dense_prediction_cell_branch5_top1_cityscapes"}
+  return {"flags": flags, "num_classes": NUM_CLASSES, "variables": out}
+
+
 # ------------------------------------------------------ the DeepLab v3+ head (model.py defaults)
 
 def aspp_head(out: Layout, cin: int, rates: int, depth: int = 256) -> int:
@@ -206,6 +263,7 @@ def cases() -> Dict[str, dict]:
     found[variant] = resnet_case(variant)
   for size in ("large", "small"):
     found[f"mobilenet_v3_{size}_seg"] = mobilenet_v3_case(size)
+  found["xception_71_dpc"] = xception_71_dpc_case()
   return found
 
 
