@@ -90,3 +90,34 @@ def test_graph_variables_equal_the_original_and_its_checkpoint_loads(name, tmp_p
     order = sorted(expected)
     fills = [order.index(v.op.name) + 1 for v in variables]
     assert values == fills + fills
+
+
+@pytest.mark.slow
+def test_one_training_step_writes_exactly_the_original_variables(tmp_path):
+  """`deeplab train` with the model zoo's MobileNet-v3 flags (tiny crop, one step, two
+  clones) writes a checkpoint whose model variables are exactly the original's list."""
+  from deeplab import cli
+  from deeplab.datasets import build
+  from deeplab.datasets.converters.base import ConvertOptions
+
+  classes = 3
+  dataset = str(tmp_path / "ds")
+  build.build_tfrecords(ConvertOptions(format="synthetic", source=None, synthetic_num_train=4,
+                                       synthetic_num_val=1, synthetic_image_size=33,
+                                       synthetic_num_classes=classes), dataset, 0)
+  case = _case("mobilenet_v3_small_seg")
+  flags = [f"--{k}={v}" for k, v in _flags(case).items() if not isinstance(v, list)]
+  flags += [f"--{k}={x}" for k, v in _flags(case).items() if isinstance(v, list) for x in v]
+  flags = [f for f in flags if not f.startswith("--decoder_filters=")]
+  code = cli.run_command("train", [
+      f"--dataset_dir={dataset}", f"--train_logdir={tmp_path / 'train'}", *flags,
+      f"--decoder_filters={classes}", "--train_crop_size=33,33", "--train_batch_size=2",
+      "--num_clones=2", "--training_number_of_steps=1", "--save_summaries_secs=0"])
+  assert code == 0
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "train")))
+  saved = {n: s for n, s in reader.get_variable_to_shape_map().items()
+           if n != "global_step" and not n.endswith("/Momentum")}
+  # The decoder's last convs have one filter per class: the dataset's 3, not Cityscapes' 19.
+  want = {n: [classes if n.startswith("decoder/") and d == case["num_classes"] else d
+              for d in s] for n, s in case["variables"].items()}
+  assert saved == want
