@@ -31,6 +31,13 @@ Tensor = Any
 EndPoints = Dict[str, Tensor]
 
 
+def _shortcut(inputs: Tensor, depth: int, stride: int) -> Tensor:
+  """The unit's input, subsampled, or a 1x1 'shortcut' conv (no activation) when depth changes."""
+  if depth == slim.utils.last_dimension(inputs.get_shape(), min_rank=4):
+    return resnet_utils.subsample(inputs, stride, "shortcut")
+  return slim.conv2d(inputs, depth, [1, 1], stride=stride, activation_fn=None, scope="shortcut")
+
+
 @slim.add_arg_scope
 def bottleneck(inputs: Tensor, depth: int, depth_bottleneck: int, stride: int,
                unit_rate: int = 1, rate: int = 1, outputs_collections: Any = None,
@@ -51,12 +58,7 @@ def bottleneck(inputs: Tensor, depth: int, depth_bottleneck: int, stride: int,
     relu(shortcut + residual).
   """
   with tf.variable_scope(scope, "bottleneck_v1", [inputs]) as sc:
-    depth_in = slim.utils.last_dimension(inputs.get_shape(), min_rank=4)
-    if depth == depth_in:
-      shortcut = resnet_utils.subsample(inputs, stride, "shortcut")
-    else:
-      shortcut = slim.conv2d(inputs, depth, [1, 1], stride=stride, activation_fn=None,
-                             scope="shortcut")
+    shortcut = _shortcut(inputs, depth, stride)
     residual = slim.conv2d(inputs, depth_bottleneck, [1, 1], stride=1, scope="conv1")
     residual = resnet_utils.conv2d_same(residual, depth_bottleneck, 3, stride,
                                         rate=rate * unit_rate, scope="conv2")
@@ -71,25 +73,11 @@ def lite_bottleneck(inputs: Tensor, depth: int, stride: int, unit_rate: int = 1,
                     outputs_collections: Any = None, scope: Optional[str] = None) -> Tensor:
   """ResNet-18's unit: two 3x3 convs of `depth` filters (the second strided, no activation).
 
-  Args:
-    inputs: [batch, height, width, channels].
-    depth: Output depth of both convs.
-    stride: Stride of conv2 and of the shortcut.
-    unit_rate: multi_grid factor of this unit.
-    rate: Atrous rate set by `stack_blocks_dense` once output_stride is reached.
-    outputs_collections: Collection receiving the unit output.
-    scope: Variable scope (default 'lite_bottleneck_v1').
-
-  Returns:
-    relu(shortcut + residual).
+  Arguments as `bottleneck`, with `depth` the output depth of both convs and the scope
+  'lite_bottleneck_v1'. Returns relu(shortcut + residual).
   """
   with tf.variable_scope(scope, "lite_bottleneck_v1", [inputs]) as sc:
-    depth_in = slim.utils.last_dimension(inputs.get_shape(), min_rank=4)
-    if depth == depth_in:
-      shortcut = resnet_utils.subsample(inputs, stride, "shortcut")
-    else:
-      shortcut = slim.conv2d(inputs, depth, [1, 1], stride=stride, activation_fn=None,
-                             scope="shortcut")
+    shortcut = _shortcut(inputs, depth, stride)
     residual = resnet_utils.conv2d_same(inputs, depth, 3, 1, rate=rate * unit_rate,
                                         scope="conv1")
     with slim.arg_scope([slim.conv2d], activation_fn=None):
