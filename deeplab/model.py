@@ -9,8 +9,11 @@ Differences from the original, on purpose:
 * ``deeplab.config.ModelConfig`` replaces ``common.ModelOptions``; the crop size is an
   explicit argument (it is not a model property) and there is a single output type,
   'semantic', with ``model_options.num_classes`` classes.
-* Dense prediction cells, NAS backbones, MobileNet-v3 options (squeeze-and-excitation,
-  sum-merge decoder, decoder-as-logits) and TPU sync batch norm are not supported.
+* NAS backbones and TPU sync batch norm are not supported. The dense prediction cell
+  (``core/dense_prediction_cell.py``) replaces ASPP when its JSON file is given.
+  The decoder (with MobileNet-v3's sum merge and decoder-as-logits) lives in
+  ``core/decoder.py``, the squeeze-and-excitation image branch in
+  ``core/squeeze_excitation.py``.
 * ``predict_labels_multi_scale`` also returns ``semantic_prob`` (the averaged
   probabilities), like ``predict_labels``.
 """
@@ -22,7 +25,12 @@ from typing import Dict, Optional, Sequence
 
 from deeplab.compat import slim, tf
 from deeplab.config import ModelConfig
-from deeplab.core import feature_extractor
+from deeplab.core import dense_prediction_cell, feature_extractor, squeeze_excitation
+from deeplab.core.decoder import DECODER_SCOPE, refine_by_decoder
+from deeplab.core.layers import batch_norm_params as _batch_norm_params
+from deeplab.core.layers import activation as _activation
+from deeplab.core.layers import (resize_bilinear, scale_dimension,  # noqa: F401 (re-exported)
+                                 split_separable_conv2d)
 from deeplab.errors import ConfigError
 
 OUTPUT_TYPE = "semantic"
@@ -31,12 +39,8 @@ MERGED_LOGITS_SCOPE = "merged_logits"
 IMAGE_POOLING_SCOPE = "image_pooling"
 ASPP_SCOPE = "aspp"
 CONCAT_PROJECTION_SCOPE = "concat_projection"
-DECODER_SCOPE = "decoder"
 META_ARCHITECTURE_SCOPE = "meta_architecture"
 PROB_SUFFIX = "_prob"
-
-# Projection width of each low-level decoder feature (DeepLab v3+ paper).
-_DECODER_PROJECTION_FILTERS = 48
 
 
 def get_extra_layer_scopes(last_layers_contain_logits_only: bool = False) -> list:
@@ -45,52 +49,6 @@ def get_extra_layer_scopes(last_layers_contain_logits_only: bool = False) -> lis
     return [LOGITS_SCOPE_NAME]
   return [LOGITS_SCOPE_NAME, IMAGE_POOLING_SCOPE, ASPP_SCOPE, CONCAT_PROJECTION_SCOPE,
           DECODER_SCOPE, META_ARCHITECTURE_SCOPE]
-
-
-def scale_dimension(dim, scale):
-  """int((dim - 1) * scale + 1), for a Python number or a scalar tensor."""
-  if isinstance(dim, tf.Tensor):
-    return tf.cast((tf.cast(dim, tf.float32) - 1.0) * scale + 1.0, tf.int32)
-  return int((float(dim) - 1.0) * scale + 1.0)
-
-
-def resize_bilinear(images, size, output_dtype=tf.float32):
-  """Bilinear resize with align_corners=True (what every DeepLab resize uses)."""
-  images = tf.image.resize_bilinear(images, size, align_corners=True)
-  return tf.cast(images, output_dtype)
-
-
-def split_separable_conv2d(inputs, filters: int, kernel_size=3, rate: int = 1,
-                           weight_decay: float = 0.00004,
-                           depthwise_weights_initializer_stddev: float = 0.33,
-                           pointwise_weights_initializer_stddev: float = 0.06,
-                           scope: str = "separable"):
-  """Depthwise conv (BN + activation from the arg scope) then a 1x1 conv.
-
-  Unlike ``slim.separable_conv2d`` the activation sits between the two convs; variables
-  live in ``<scope>_depthwise`` (not regularised) and ``<scope>_pointwise`` (L2).
-  """
-  net = slim.separable_conv2d(
-      inputs, None, kernel_size=kernel_size, depth_multiplier=1, rate=rate,
-      weights_initializer=tf.truncated_normal_initializer(
-          stddev=depthwise_weights_initializer_stddev),
-      weights_regularizer=None, scope=scope + "_depthwise")
-  return slim.conv2d(
-      net, filters, 1,
-      weights_initializer=tf.truncated_normal_initializer(
-          stddev=pointwise_weights_initializer_stddev),
-      weights_regularizer=slim.l2_regularizer(weight_decay), scope=scope + "_pointwise")
-
-
-def _batch_norm_params(model_options: ModelConfig, is_training: bool,
-                       fine_tune_batch_norm: bool) -> dict:
-  return {"is_training": bool(is_training and fine_tune_batch_norm),
-          "decay": model_options.batch_norm_decay, "epsilon": 1e-5,
-          "scale": True, "center": True}
-
-
-def _activation(model_options: ModelConfig):
-  return tf.nn.relu6 if model_options.use_bounded_activation else tf.nn.relu
 
 
 def _static_or_dynamic(images, crop_size):
@@ -130,6 +88,10 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
       batch_norm_decay=model_options.backbone_batch_norm_decay)
   if not model_options.aspp_with_batch_norm:
     return features, end_points
+  if model_options.dense_prediction_cell_json:  # DPC replaces ASPP
+    return dense_prediction_cell.build_cell(
+        features, model_options, crop_size, weight_decay=weight_decay, reuse=reuse,
+        is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm), end_points
 
   output_stride = model_options.output_stride
   depth = model_options.aspp_convs_filters
@@ -155,11 +117,13 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
       else:
         image_feature = tf.reduce_mean(features, axis=[1, 2], keepdims=True)
         resize_h, resize_w = tf.shape(features)[1], tf.shape(features)[2]
-      image_feature = slim.conv2d(image_feature, depth, 1, scope=IMAGE_POOLING_SCOPE)
+      image_feature = slim.conv2d(image_feature, depth, 1, scope=IMAGE_POOLING_SCOPE,
+                                  **squeeze_excitation.image_pooling_conv_args(model_options))
       image_feature = resize_bilinear(image_feature, [resize_h, resize_w], image_feature.dtype)
       image_feature.set_shape([None, resize_h if isinstance(resize_h, int) else None,
                                resize_w if isinstance(resize_w, int) else None, depth])
-      branches.append(image_feature)
+      if not squeeze_excitation.gates(model_options):
+        branches.append(image_feature)
 
     branches.append(slim.conv2d(features, depth, 1, scope=ASPP_SCOPE + "0"))
     for i, rate in enumerate(model_options.atrous_rates or (), 1):
@@ -175,65 +139,9 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
       net = slim.conv2d(net, depth, 1, scope=CONCAT_PROJECTION_SCOPE)
       net = slim.dropout(net, keep_prob=0.9, is_training=is_training,
                          scope=CONCAT_PROJECTION_SCOPE + "_dropout")
+    if squeeze_excitation.gates(model_options):
+      net = net * image_feature
     return net, end_points
-
-
-def refine_by_decoder(features, end_points, crop_size, decoder_output_stride: Sequence[int],
-                      model_options: ModelConfig, weight_decay: float = 0.0001, reuse=None,
-                      is_training: bool = False, fine_tune_batch_norm: bool = False):
-  """DeepLab v3+ decoder: fuse low-level end points at each decoder output stride.
-
-  For each stride s (descending), the end point is projected to 48 channels
-  (``feature_projection{i}``), both tensors are resized to crop/s, concatenated and
-  smoothed by two 3x3 convs (``decoder_conv0``/``decoder_conv1``, separable by default).
-  Stages after the first add the suffix ``_1``, ``_2`` … to their scopes.
-
-  Args:
-    features: ASPP output.
-    end_points: Backbone end points.
-    crop_size: (height, width), Python ints or scalar tensors.
-    decoder_output_stride: Strides, in descending order.
-    model_options: The model configuration.
-    weight_decay, reuse, is_training, fine_tune_batch_norm: as ``extract_features``.
-
-  Returns:
-    Decoder features [batch, crop/min(stride), …, decoder_filters].
-  """
-  with slim.arg_scope([slim.conv2d, slim.separable_conv2d],
-                      weights_regularizer=slim.l2_regularizer(weight_decay),
-                      activation_fn=_activation(model_options),
-                      normalizer_fn=slim.batch_norm, padding="SAME", stride=1, reuse=reuse), \
-      slim.arg_scope([slim.batch_norm],
-                     **_batch_norm_params(model_options, is_training, fine_tune_batch_norm)), \
-      tf.variable_scope(DECODER_SCOPE, DECODER_SCOPE, [features]):
-    net = features
-    depth = model_options.decoder_filters
-    for stage, output_stride in enumerate(decoder_output_stride):
-      # A single stage keeps the original's unsuffixed names (checkpoint compatibility).
-      suffix = f"_{stage}" if stage else ""
-      keys = feature_extractor.decoder_end_point_keys(model_options.model_variant,
-                                                      output_stride)
-      height = scale_dimension(crop_size[0], 1.0 / output_stride)
-      width = scale_dimension(crop_size[1], 1.0 / output_stride)
-      static_h = height if isinstance(height, int) else None
-      static_w = width if isinstance(width, int) else None
-      for i, key in enumerate(keys):
-        projected = slim.conv2d(end_points[key], _DECODER_PROJECTION_FILTERS, 1,
-                                scope=f"feature_projection{i}{suffix}")
-        merged = []
-        for tensor in (net, projected):
-          tensor = resize_bilinear(tensor, [height, width], tensor.dtype)
-          tensor.set_shape([None, static_h, static_w, None])
-          merged.append(tensor)
-        net = tf.concat(merged, 3)
-        if model_options.decoder_use_separable_conv:
-          net = split_separable_conv2d(net, filters=depth, rate=1, weight_decay=weight_decay,
-                                       scope=f"decoder_conv0{suffix}")
-          net = split_separable_conv2d(net, filters=depth, rate=1, weight_decay=weight_decay,
-                                       scope=f"decoder_conv1{suffix}")
-        else:
-          net = slim.repeat(net, 2, slim.conv2d, depth, 3, scope=f"decoder_conv{i}{suffix}")
-    return net
 
 
 def get_branch_logits(features, num_classes: int, atrous_rates: Optional[Sequence[int]] = None,
@@ -276,6 +184,8 @@ def _get_logits(images, model_options: ModelConfig, crop_size, weight_decay: flo
         features, end_points, decoder_crop, model_options.decoder_output_stride,
         model_options, weight_decay=weight_decay, reuse=reuse, is_training=is_training,
         fine_tune_batch_norm=fine_tune_batch_norm)
+  if model_options.decoder_output_is_logits:  # the decoder's last conv made the logits
+    return tf.identity(features, name=OUTPUT_TYPE)
   return get_branch_logits(
       features, model_options.num_classes, model_options.atrous_rates,
       aspp_with_batch_norm=model_options.aspp_with_batch_norm,

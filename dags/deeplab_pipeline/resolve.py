@@ -227,6 +227,9 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
     problems.extend(p for p in cfg.problems() if p not in problems)
     cfg, path_problems = check_paths(cfg, root, "training setting")
     problems.extend(path_problems)
+    model, path_problems = check_paths(cfg.model, root, "training setting")  # e.g. a DPC cell
+    problems.extend(path_problems)
+    cfg = dataclasses.replace(cfg, model=model)
   if problems:
     raise ConfError("the run conf was rejected before any work:\n  - " + "\n  - ".join(problems))
 

@@ -13,13 +13,15 @@ write config.json. Operators import this package to validate a run at trigger ti
 
 from deeplab.config.fields import check_name, setting
 from deeplab.config.io import dumps, from_dict, load_train_config, to_dict
-from deeplab.config.model import (MEAN_RGB, MERGE_METHODS, OUTPUT_STRIDES, SUPPORTED_VARIANTS,
-                                  ModelConfig, default_atrous_rates, mean_pixel)
+from deeplab.config.model import (MEAN_RGB, MEAN_SUBTRACTED_VARIANTS, MERGE_METHODS,
+                                  OUTPUT_STRIDES, SUPPORTED_VARIANTS, ModelConfig,
+                                  default_atrous_rates, mean_pixel)
 from deeplab.config.training import BURNIN_TYPES, LEARNING_POLICIES, OPTIMIZERS, TrainConfig
 from deeplab.errors import ConfigError
 
 __all__ = [
-    "BURNIN_TYPES", "ConfigError", "LEARNING_POLICIES", "MEAN_RGB", "MERGE_METHODS",
+    "BURNIN_TYPES", "ConfigError", "LEARNING_POLICIES", "MEAN_RGB", "MEAN_SUBTRACTED_VARIANTS",
+    "MERGE_METHODS",
     "OPTIMIZERS", "OUTPUT_STRIDES", "SUPPORTED_VARIANTS", "ModelConfig", "TrainConfig",
     "check_name", "default_atrous_rates", "dumps", "from_dict", "load_train_config",
     "mean_pixel", "setting", "to_dict",

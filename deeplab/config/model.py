@@ -5,16 +5,26 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
+from deeplab.config import dense_prediction_cell
 from deeplab.config.fields import coerce_tuples, setting
+from deeplab.errors import ConfigError
 
 SUPPORTED_VARIANTS = (
     "mobilenet_v2",
+    "mobilenet_v3_large_seg",
+    "mobilenet_v3_small_seg",
     "xception_41",
     "xception_65",
     "xception_71",
+    "resnet_v1_18",
+    "resnet_v1_18_beta",
+    "resnet_v1_50",
     "resnet_v1_50_beta",
+    "resnet_v1_101",
     "resnet_v1_101_beta",
 )
+# The plain (non-beta) ResNets were trained on mean-subtracted pixels, the rest on [-1, 1].
+MEAN_SUBTRACTED_VARIANTS = ("resnet_v1_18", "resnet_v1_50", "resnet_v1_101")
 MERGE_METHODS = ("max", "avg")
 OUTPUT_STRIDES = (4, 8, 16, 32)
 
@@ -40,21 +50,30 @@ class ModelConfig:
       None, "Multi-grid rates for the last ResNet block.", kind="multi_integer")
   depth_multiplier: float = setting(1.0, "MobileNet depth multiplier.")
   divisible_by: Optional[int] = setting(None, "MobileNet channel rounding.", kind="integer")
-  add_image_level_feature: bool = setting(True, "Add the image-pooling ASPP branch.")
+  add_image_level_feature: bool = setting(True, "Add image level feature.")
   image_pooling_crop_size: Optional[Tuple[int, int]] = setting(
       None, "Image pooling crop size [height, width].", kind="list")
   image_pooling_stride: Tuple[int, int] = setting(
       (1, 1), "Image pooling stride [height, width].", kind="list")
   aspp_with_batch_norm: bool = setting(True, "Use batch norm in ASPP.")
   aspp_with_separable_conv: bool = setting(True, "Use separable convs in ASPP.")
-  aspp_with_concat_projection: bool = setting(True, "Project the concatenated ASPP branches.")
-  aspp_convs_filters: int = setting(256, "ASPP conv filters.")
+  aspp_with_concat_projection: bool = setting(True, "ASPP with concat projection.")
+  aspp_with_squeeze_and_excitation: bool = setting(
+      False, "ASPP with squeeze and excitation.")
+  aspp_convs_filters: int = setting(256, "ASPP convolution filters.")
   decoder_use_separable_conv: bool = setting(True, "Use separable convs in the decoder.")
-  decoder_filters: int = setting(256, "Decoder conv filters.")
+  decoder_use_sum_merge: bool = setting(False, "Decoder uses simply sum merge.")
+  decoder_filters: int = setting(256, "Decoder filters.")
+  decoder_output_is_logits: bool = setting(False, "Use decoder output as logits or not.")
+  image_se_uses_qsigmoid: bool = setting(False, "Use q-sigmoid.")
   logits_kernel_size: int = setting(1, "Kernel size of the logits conv.")
   merge_method: str = setting("max", "Image-pyramid merge method.", choices=MERGE_METHODS)
   prediction_with_upsampled_logits: bool = setting(True, "Upsample logits before argmax.")
-  use_bounded_activation: bool = setting(False, "Use relu6 instead of relu.")
+  dense_prediction_cell_json: str = setting(
+      "", "A JSON file that specifies the dense prediction cell.", kind="string", path=True)
+  use_bounded_activation: bool = setting(
+      False, "Whether or not to use bounded activations. Bounded activations better lend "
+      "themselves to quantized inference.")
   image_pyramid: Optional[Tuple[float, ...]] = setting(
       None, "Input scales for multi-scale features.", kind="multi_float")
   batch_norm_decay: float = setting(0.9997, "Batch norm decay of the DeepLab head.")
@@ -100,8 +119,11 @@ class ModelConfig:
       if any(d not in (4, 8, 16) or d >= self.output_stride for d in dos):
         out.append(f"decoder_output_stride {dos} must be in (4, 8, 16) and below "
                    f"output_stride {self.output_stride}")
-    if self.multi_grid and len(self.multi_grid) != 3:
-      out.append(f"multi_grid needs 3 values (e.g. 1,2,4), got {list(self.multi_grid)}")
+    units = multi_grid_units(self.model_variant)
+    if self.multi_grid and len(self.multi_grid) != units:
+      example = ",".join(str(2 ** i) for i in range(units))
+      out.append(f"multi_grid for {self.model_variant} needs {units} values (one per unit "
+                 f"of the last block, e.g. {example}), got {list(self.multi_grid)}")
     if self.depth_multiplier <= 0:
       out.append(f"depth_multiplier must be > 0, got {self.depth_multiplier}")
     if self.merge_method not in MERGE_METHODS:
@@ -117,6 +139,7 @@ class ModelConfig:
         and len(self.label_weights) not in (1, self.num_classes)):
       out.append(f"label_weights has {len(self.label_weights)} values but the dataset has "
                  f"{self.num_classes} classes; give one weight per class")
+    out += self._head_problems()
     bbd = self.backbone_batch_norm_decay
     if bbd is not None and not 0 < bbd < 1:
       out.append(f"backbone_batch_norm_decay must be in (0, 1), got {bbd}")
@@ -129,6 +152,37 @@ class ModelConfig:
     return out
 
 
+  def input_file_problems(self) -> list:
+    """Problems of the files the model reads (the DPC cell), for the job to check before any
+    work. Not part of problems(): the Airflow side validates configurations it must not read
+    files for."""
+    if not self.dense_prediction_cell_json:
+      return []
+    try:
+      dense_prediction_cell.load(self.dense_prediction_cell_json)
+    except ConfigError as e:
+      return [str(e)]
+    return []
+
+  def _head_problems(self) -> list:
+    """Combinations of the MobileNet-v3 head options the original builds wrongly or not at all."""
+    out = []
+    if self.decoder_output_is_logits and not self.decoder_output_stride:
+      out.append("decoder_output_is_logits needs a decoder: set decoder_output_stride "
+                 "(the model zoo's MobileNet-v3 uses 8)")
+    if (self.decoder_output_is_logits and self.num_classes is not None
+        and self.decoder_filters != self.num_classes):
+      out.append(f"decoder_output_is_logits makes the decoder's last conv the logits, so "
+                 f"decoder_filters ({self.decoder_filters}) must equal the dataset's "
+                 f"{self.num_classes} classes; set --decoder_filters={self.num_classes}")
+    if self.decoder_use_sum_merge and not self.decoder_output_stride:
+      out.append("decoder_use_sum_merge needs a decoder: set decoder_output_stride")
+    for name in ("aspp_convs_filters", "decoder_filters"):
+      if getattr(self, name) < 1:
+        out.append(f"{name} must be >= 1, got {getattr(self, name)}")
+    return out
+
+
 def default_atrous_rates(variant: str, output_stride: int) -> Optional[Tuple[int, ...]]:
   """The original's recommended rates: none for MobileNet, 6/12/18 at OS16, 12/24/36 at OS8."""
   if variant.startswith("mobilenet"):
@@ -136,8 +190,17 @@ def default_atrous_rates(variant: str, output_stride: int) -> Optional[Tuple[int
   return {16: (6, 12, 18), 8: (12, 24, 36)}.get(output_stride)
 
 
+def multi_grid_units(variant: str) -> int:
+  """Units in the last block that multi_grid scales: 2 for ResNet-18, else 3."""
+  return 2 if variant.startswith("resnet_v1_18") else 3
+
+
 def mean_pixel(model_variant: Optional[str] = None) -> Tuple[float, float, float]:
-  """Padding value for a variant: ImageNet mean for resnet_v1_50/101 (non-beta) or None."""
-  if model_variant in (None, "resnet_v1_50", "resnet_v1_101"):
+  """Padding value that normalises to 0: the ImageNet mean for the mean-subtracted variants.
+
+  The original returns 127.5 for resnet_v1_18 although it subtracts the mean there too;
+  here the padding follows the preprocessing for every variant.
+  """
+  if model_variant is None or model_variant in MEAN_SUBTRACTED_VARIANTS:
     return MEAN_RGB
   return (127.5, 127.5, 127.5)

@@ -143,7 +143,8 @@ class TrainConfig:
 
   def validate(self) -> "TrainConfig":
     from deeplab.config.io import raise_problems
-    raise_problems(self.problems(), "training configuration")
+    raise_problems(self.problems() + self.model.input_file_problems(),
+                   "training configuration")
     return self
 
   def to_dict(self) -> dict:

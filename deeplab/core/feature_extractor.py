@@ -15,12 +15,16 @@ import importlib
 from typing import Callable, Dict, List, Optional, Sequence
 
 from deeplab.compat import slim, tf
-from deeplab.config import MEAN_RGB
+from deeplab.config import MEAN_RGB, MEAN_SUBTRACTED_VARIANTS
 from deeplab.errors import ConfigError
 
 # Variant -> variable scope of the ImageNet / model-zoo checkpoints.
 NAME_SCOPE: Dict[str, str] = {
     "mobilenet_v2": "MobilenetV2",
+    "mobilenet_v3_large_seg": "MobilenetV3",
+    "mobilenet_v3_small_seg": "MobilenetV3",
+    "resnet_v1_18": "resnet_v1_18",
+    "resnet_v1_18_beta": "resnet_v1_18",
     "resnet_v1_50": "resnet_v1_50",
     "resnet_v1_50_beta": "resnet_v1_50",
     "resnet_v1_101": "resnet_v1_101",
@@ -35,6 +39,9 @@ _XCEPTION_OS8 = "entry_flow/block3/unit_1/xception_module/separable_conv2_pointw
 _XCEPTION_OS16 = "exit_flow/block1/unit_1/xception_module/separable_conv2_pointwise"
 _RESNET_OS4 = "block1/unit_2/bottleneck_v1/conv3"
 _RESNET_OS8 = "block2/unit_3/bottleneck_v1/conv3"
+# ResNet-18 feeds the decoder from the first unit's second conv (before the residual add).
+_RESNET_18 = {os: [f"block{i}/unit_1/lite_bottleneck_v1/conv2"]
+              for i, os in enumerate((4, 8, 16), 1)}
 
 # Variant -> {decoder output stride: [end point names]}. As in the original, names are
 # relative to the network scope; ``decoder_end_point_keys`` adds the scope where the
@@ -45,6 +52,18 @@ DECODER_END_POINTS: Dict[str, Dict[int, List[str]]] = {
         8: ["layer_7/depthwise_output"],
         16: ["layer_14/depthwise_output"],
     },
+    "mobilenet_v3_large_seg": {
+        4: ["layer_4/depthwise_output"],
+        8: ["layer_7/depthwise_output"],
+        16: ["layer_13/depthwise_output"],
+    },
+    "mobilenet_v3_small_seg": {
+        4: ["layer_2/depthwise_output"],
+        8: ["layer_4/depthwise_output"],
+        16: ["layer_9/depthwise_output"],
+    },
+    "resnet_v1_18": _RESNET_18,
+    "resnet_v1_18_beta": _RESNET_18,
     "resnet_v1_50": {4: [_RESNET_OS4], 8: [_RESNET_OS8],
                      16: ["block3/unit_5/bottleneck_v1/conv3"]},
     "resnet_v1_50_beta": {4: [_RESNET_OS4], 8: [_RESNET_OS8],
@@ -65,6 +84,10 @@ DECODER_END_POINTS: Dict[str, Dict[int, List[str]]] = {
 # Variant -> (module under deeplab.core, builder function name).
 _NETWORKS = {
     "mobilenet_v2": ("mobilenet_v2", "mobilenet_v2"),
+    "mobilenet_v3_large_seg": ("mobilenet_v3", "mobilenet_v3_large_seg"),
+    "mobilenet_v3_small_seg": ("mobilenet_v3", "mobilenet_v3_small_seg"),
+    "resnet_v1_18": ("resnet_v1_beta", "resnet_v1_18"),
+    "resnet_v1_18_beta": ("resnet_v1_beta", "resnet_v1_18_beta"),
     "resnet_v1_50": ("resnet_v1_beta", "resnet_v1_50"),
     "resnet_v1_50_beta": ("resnet_v1_beta", "resnet_v1_50_beta"),
     "resnet_v1_101": ("resnet_v1_beta", "resnet_v1_101"),
@@ -91,7 +114,7 @@ def preprocess_subtract_imagenet_mean(inputs, dtype=tf.float32):
 
 # The non-beta ResNets were trained on mean-subtracted inputs; every other variant on [-1, 1].
 PREPROCESS_FN: Dict[str, Callable] = {
-    v: (preprocess_subtract_imagenet_mean if v in ("resnet_v1_50", "resnet_v1_101")
+    v: (preprocess_subtract_imagenet_mean if v in MEAN_SUBTRACTED_VARIANTS
         else preprocess_zero_mean_unit_range)
     for v in NAME_SCOPE
 }
@@ -202,9 +225,12 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
       return network(images, num_classes=None, is_training=bn_training, global_pool=False,
                      output_stride=output_stride, regularize_depthwise=regularize_depthwise,
                      multi_grid=multi_grid, reuse=reuse, scope=scope)
-  # MobileNet-v2: slim's training_scope, with the model's weight decay.
-  with slim.arg_scope(module.training_scope(is_training=bn_training, weight_decay=weight_decay,
-                                            bn_decay=batch_norm_decay or 0.997)):
+  if model_variant.startswith("mobilenet_v3"):
+    scope_fn = module.arg_scope
+  else:  # MobileNet-v2: slim's training_scope, with the model's weight decay.
+    scope_fn = module.training_scope
+  with slim.arg_scope(scope_fn(is_training=bn_training, weight_decay=weight_decay,
+                               bn_decay=batch_norm_decay or 0.997)):
     return network(images, depth_multiplier=depth_multiplier, output_stride=output_stride,
                    divisible_by=divisible_by, reuse=reuse, scope=scope,
                    final_endpoint=final_endpoint)

@@ -69,25 +69,28 @@ def check_output_stride(output_stride: Optional[int], root_stride: int,
         f"it must be one of {valid} (DeepLab uses 8 or 16). Fix --output_stride.")
 
 
-def check_multi_grid(multi_grid: Optional[Sequence[int]], network: str) -> Tuple[int, ...]:
-  """Validates multi_grid and returns it as a tuple (the default (1, 1, 1) for None).
+def check_multi_grid(multi_grid: Optional[Sequence[int]], network: str,
+                     units: int = 3) -> Tuple[int, ...]:
+  """Validates multi_grid and returns it as a tuple (all ones for None).
 
   Args:
-    multi_grid: Atrous rate multipliers of the last block's three units, or None.
+    multi_grid: Atrous rate multipliers of the last block's units, or None.
     network: Network name used in the message.
+    units: Units in the last block (3; 2 for ResNet-18).
 
   Returns:
-    Three positive integers.
+    `units` positive integers.
 
   Raises:
-    UserInputError: Not three positive integers.
+    UserInputError: Not `units` positive integers.
   """
   if multi_grid is None:
-    return DEFAULT_MULTI_GRID
+    return DEFAULT_MULTI_GRID[:1] * units
   grid = tuple(multi_grid)
-  if len(grid) != 3 or any(not isinstance(r, numbers.Integral) or isinstance(r, bool) or r < 1
-                           for r in grid):
+  if len(grid) != units or any(not isinstance(r, numbers.Integral) or isinstance(r, bool)
+                               or r < 1 for r in grid):
+    example = ",".join(str(2 ** i) for i in range(units))
     raise UserInputError(
-        f"multi_grid for {network} must be three positive integers, one per unit of the "
-        f"last block (e.g. 1,2,4), got {list(grid)}. Fix --multi_grid.")
+        f"multi_grid for {network} must be {units} positive integers, one per unit of the "
+        f"last block (e.g. {example}), got {list(grid)}. Fix --multi_grid.")
   return tuple(int(r) for r in grid)

@@ -1,4 +1,4 @@
-"""ResNet-v1 "beta" backbones (resnet_v1_50_beta, resnet_v1_101_beta), as DeepLab builds them.
+"""ResNet-v1 backbones (resnet_v1_{18,50,101} and their "beta" stems), as DeepLab builds them.
 
 The beta variants replace ResNet-v1's 7x7 stem with three 3x3 convs (conv1_1,
 conv1_2, conv1_3: 64, 64, 128 filters) and let multi_grid scale the atrous rates
@@ -7,6 +7,11 @@ of block4's three units. Scope names and shapes equal
 load by name; the scope stays 'resnet_v1_50' / 'resnet_v1_101' as there, e.g.
 `resnet_v1_50/block1/unit_1/bottleneck_v1/conv1/weights`. resnet_v1_50 and
 resnet_v1_101 (the original 7x7 stem, 'conv1') are built here too, as upstream.
+
+ResNet-18 uses `lite_bottleneck` units (two 3x3 convs, scope 'lite_bottleneck_v1'), two
+units per block and a two-unit block4 (so its multi_grid has two entries); its beta stem
+is the 3x3 one at a quarter of the width (16, 16, 32 filters), still in scope
+'resnet_v1_18'.
 """
 
 import functools
@@ -19,9 +24,18 @@ from deeplab.core import resnet_utils
 _ROOT_STRIDE = 4
 # Units in block3: the only difference between ResNet-50 and ResNet-101.
 _BLOCK3_UNITS = {"resnet_v1_50": 6, "resnet_v1_101": 23}
+# resnet_v1_18_beta's stem runs at this fraction of the 64/64/128 widths.
+_RESNET_18_ROOT_DEPTH_MULTIPLIER = 0.25
 
 Tensor = Any
 EndPoints = Dict[str, Tensor]
+
+
+def _shortcut(inputs: Tensor, depth: int, stride: int) -> Tensor:
+  """The unit's input, subsampled, or a 1x1 'shortcut' conv (no activation) when depth changes."""
+  if depth == slim.utils.last_dimension(inputs.get_shape(), min_rank=4):
+    return resnet_utils.subsample(inputs, stride, "shortcut")
+  return slim.conv2d(inputs, depth, [1, 1], stride=stride, activation_fn=None, scope="shortcut")
 
 
 @slim.add_arg_scope
@@ -44,17 +58,31 @@ def bottleneck(inputs: Tensor, depth: int, depth_bottleneck: int, stride: int,
     relu(shortcut + residual).
   """
   with tf.variable_scope(scope, "bottleneck_v1", [inputs]) as sc:
-    depth_in = slim.utils.last_dimension(inputs.get_shape(), min_rank=4)
-    if depth == depth_in:
-      shortcut = resnet_utils.subsample(inputs, stride, "shortcut")
-    else:
-      shortcut = slim.conv2d(inputs, depth, [1, 1], stride=stride, activation_fn=None,
-                             scope="shortcut")
+    shortcut = _shortcut(inputs, depth, stride)
     residual = slim.conv2d(inputs, depth_bottleneck, [1, 1], stride=1, scope="conv1")
     residual = resnet_utils.conv2d_same(residual, depth_bottleneck, 3, stride,
                                         rate=rate * unit_rate, scope="conv2")
     residual = slim.conv2d(residual, depth, [1, 1], stride=1, activation_fn=None,
                            scope="conv3")
+    output = tf.nn.relu(shortcut + residual)
+    return slim.utils.collect_named_outputs(outputs_collections, sc.name, output)
+
+
+@slim.add_arg_scope
+def lite_bottleneck(inputs: Tensor, depth: int, stride: int, unit_rate: int = 1, rate: int = 1,
+                    outputs_collections: Any = None, scope: Optional[str] = None) -> Tensor:
+  """ResNet-18's unit: two 3x3 convs of `depth` filters (the second strided, no activation).
+
+  Arguments as `bottleneck`, with `depth` the output depth of both convs and the scope
+  'lite_bottleneck_v1'. Returns relu(shortcut + residual).
+  """
+  with tf.variable_scope(scope, "lite_bottleneck_v1", [inputs]) as sc:
+    shortcut = _shortcut(inputs, depth, stride)
+    residual = resnet_utils.conv2d_same(inputs, depth, 3, 1, rate=rate * unit_rate,
+                                        scope="conv1")
+    with slim.arg_scope([slim.conv2d], activation_fn=None):
+      residual = resnet_utils.conv2d_same(residual, depth, 3, stride, rate=rate * unit_rate,
+                                          scope="conv2")
     output = tf.nn.relu(shortcut + residual)
     return slim.utils.collect_named_outputs(outputs_collections, sc.name, output)
 
@@ -86,6 +114,21 @@ def resnet_v1_beta_blocks(block3_units: int,
           {"depth": 2048, "depth_bottleneck": 512, "stride": 1, "unit_rate": rate}
           for rate in multi_grid
       ]),
+  )
+
+
+def resnet_v1_small_beta_blocks(
+    multi_grid: Sequence[int]) -> Tuple[resnet_utils.Block, ...]:
+  """ResNet-18's blocks: two lite units each (64, 128, 256), block4 one 512 unit per rate."""
+  def block(scope: str, depth: int, stride: int) -> resnet_utils.Block:
+    return resnet_utils.Block(scope, lite_bottleneck, [
+        {"depth": depth, "stride": 1, "unit_rate": 1},
+        {"depth": depth, "stride": stride, "unit_rate": 1}])
+
+  return (
+      block("block1", 64, 2), block("block2", 128, 2), block("block3", 256, 2),
+      resnet_utils.Block("block4", lite_bottleneck, [
+          {"depth": 512, "stride": 1, "unit_rate": rate} for rate in multi_grid]),
   )
 
 
@@ -123,7 +166,8 @@ def resnet_v1_beta(inputs: Tensor, blocks: Sequence[resnet_utils.Block],
   with tf.variable_scope(scope, "resnet_v1", [inputs], reuse=reuse) as sc:
     collection = sc.original_name_scope + "_end_points"
     bn_scope = {} if is_training is None else {"is_training": is_training}
-    with slim.arg_scope([slim.conv2d, bottleneck, resnet_utils.stack_blocks_dense],
+    with slim.arg_scope([slim.conv2d, bottleneck, lite_bottleneck,
+                         resnet_utils.stack_blocks_dense],
                         outputs_collections=collection), \
         slim.arg_scope([slim.batch_norm], **bn_scope):
       net = root_block_fn(inputs)
@@ -144,17 +188,25 @@ def resnet_v1_beta(inputs: Tensor, blocks: Sequence[resnet_utils.Block],
 def _variant(name: str, beta: bool) -> Callable[..., Tuple[Tensor, EndPoints]]:
   """A builder with the original signature; `beta` selects the 3x3 stem over the 7x7 one."""
   full_name = name + ("_beta" if beta else "")
+  small = name == "resnet_v1_18"
+  root_block_fn = None
+  if beta:
+    root_block_fn = functools.partial(
+        root_block_fn_for_beta_variant,
+        depth_multiplier=_RESNET_18_ROOT_DEPTH_MULTIPLIER if small else 1.0)
 
   def build(inputs: Tensor, num_classes: Optional[int] = None,
             is_training: Optional[bool] = None, global_pool: bool = False,
             output_stride: Optional[int] = None, multi_grid: Optional[Sequence[int]] = None,
             reuse: Optional[bool] = None, scope: str = name) -> Tuple[Tensor, EndPoints]:
-    grid = resnet_utils.check_multi_grid(multi_grid, full_name)
-    blocks = resnet_v1_beta_blocks(_BLOCK3_UNITS[name], grid)
+    grid = resnet_utils.check_multi_grid(multi_grid, full_name, units=2 if small else 3)
+    if small:
+      blocks = resnet_v1_small_beta_blocks(grid)
+    else:
+      blocks = resnet_v1_beta_blocks(_BLOCK3_UNITS[name], grid)
     return resnet_v1_beta(inputs, blocks, num_classes=num_classes, is_training=is_training,
                           global_pool=global_pool, output_stride=output_stride,
-                          root_block_fn=root_block_fn_for_beta_variant if beta else None,
-                          reuse=reuse, scope=scope)
+                          root_block_fn=root_block_fn, reuse=reuse, scope=scope)
 
   build.__name__ = build.__qualname__ = full_name
   stem = "three 3x3 convs conv1_1..conv1_3" if beta else "one 7x7 conv 'conv1'"
@@ -165,6 +217,8 @@ def _variant(name: str, beta: bool) -> Callable[..., Tuple[Tensor, EndPoints]]:
 
 # The beta variants are the ones DeepLab's ImageNet checkpoints use; the plain ones
 # (slim's resnet_v1 names, mean-subtracted inputs) are kept for completeness.
+resnet_v1_18_beta = _variant("resnet_v1_18", beta=True)
+resnet_v1_18 = _variant("resnet_v1_18", beta=False)
 resnet_v1_50_beta = _variant("resnet_v1_50", beta=True)
 resnet_v1_101_beta = _variant("resnet_v1_101", beta=True)
 resnet_v1_50 = _variant("resnet_v1_50", beta=False)

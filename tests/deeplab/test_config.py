@@ -70,8 +70,18 @@ def test_unsafe_names_are_rejected(name):
 def test_mean_pixel_matches_the_original():
   assert C.mean_pixel("resnet_v1_50") == (123.15, 115.90, 103.06)
   assert C.mean_pixel("mobilenet_v2") == (127.5, 127.5, 127.5)
+  # Deliberately unlike the original (127.5): resnet_v1_18 subtracts the mean, so pad with it.
+  assert C.mean_pixel("resnet_v1_18") == (123.15, 115.90, 103.06)
   assert C.default_atrous_rates("xception_65", 8) == (12, 24, 36)
   assert C.default_atrous_rates("mobilenet_v2", 16) is None
+
+
+def test_multi_grid_length_follows_the_last_block():
+  assert C.ModelConfig(model_variant="resnet_v1_18", multi_grid=(1, 2)).problems() == []
+  assert "needs 2 values" in " ".join(
+      C.ModelConfig(model_variant="resnet_v1_18_beta", multi_grid=(1, 2, 4)).problems())
+  assert "needs 3 values" in " ".join(
+      C.ModelConfig(model_variant="resnet_v1_50", multi_grid=(1, 2)).problems())
 
 
 def test_config_module_does_not_import_tensorflow():

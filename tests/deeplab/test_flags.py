@@ -17,7 +17,13 @@ from deeplab.contract import COMMANDS
 ORIGINAL = json.loads((pathlib.Path(__file__).parents[1] / "testdata" /
                        "original_flags.json").read_text())
 # Flags added on purpose since the snapshot; everything else must equal it.
-ADDED = {"train": {"config_json"}, "export": {"eval_metrics_json"}}
+# The head options of the original's common.py added with issue 24, on every model command.
+_MOBILENET_V3_HEAD = {"aspp_with_squeeze_and_excitation", "decoder_use_sum_merge",
+                      "decoder_output_is_logits", "image_se_uses_qsigmoid",
+                      "dense_prediction_cell_json"}
+ADDED = {"train": {"config_json"} | _MOBILENET_V3_HEAD,
+         "export": {"eval_metrics_json"} | _MOBILENET_V3_HEAD,
+         "evaluate": set(_MOBILENET_V3_HEAD), "vis": set(_MOBILENET_V3_HEAD)}
 _KIND = {"string": "string", "integer": "int", "float": "float", "boolean": "bool",
          "enum": "string enum", "list": "comma separated list of strings",
          "multi_integer": "multi_int", "multi_float": "multi_float", "multi_string": "multi_string"}

@@ -50,6 +50,22 @@ def test_preprocessing():
                              atol=1e-4)
 
 
+# The original's _PREPROCESS_FN: the plain ResNets subtract the ImageNet mean, the rest map
+# [0, 255] to [-1, 1]; the padding value (mean_pixel) normalises to 0 either way.
+@pytest.mark.parametrize("variant, mean_subtracted", [
+    ("resnet_v1_18", True), ("resnet_v1_18_beta", False), ("resnet_v1_50", True),
+    ("resnet_v1_101", True), ("resnet_v1_101_beta", False), ("xception_65", False)])
+def test_each_variant_normalises_like_the_original_and_pads_to_zero(variant, mean_subtracted):
+  pixels = np.array([[[[0.0, 127.5, 255.0]]]], np.float32)
+  mean = np.array([123.15, 115.90, 103.06], np.float32)
+  want = pixels - mean if mean_subtracted else pixels / 127.5 - 1.0
+  pad = np.array(config.mean_pixel(variant), np.float32).reshape(1, 1, 1, 3)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    got, padded = sess.run([fe.preprocess(pixels, variant), fe.preprocess(pad, variant)])
+  np.testing.assert_allclose(got, want, atol=1e-4)
+  np.testing.assert_allclose(padded, 0.0, atol=1e-4)
+
+
 def test_unknown_variant():
   with tf.Graph().as_default():
     with pytest.raises(ValueError, match="supported variants"):

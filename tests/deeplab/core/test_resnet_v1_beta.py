@@ -203,3 +203,33 @@ def test_classification_head():
   assert logits.shape.as_list() == [2, 1, 1, 10]
   assert end_points["predictions"].shape.as_list() == [2, 1, 1, 10]
   assert {"tiny/conv1_1/weights", "tiny/logits/weights", "tiny/logits/biases"} <= names
+
+
+# ResNet-18 (the original's resnet_v1_18 / resnet_v1_18_beta): lite_bottleneck units, two per
+# block, block4 with one unit per multi_grid entry (two), the beta stem at 0.25 width.
+
+@pytest.mark.parametrize("variant", ["resnet_v1_18", "resnet_v1_18_beta"])
+def test_resnet_v1_18_decoder_end_points_and_strides(variant):
+  from deeplab.core import feature_extractor as fe
+  graph = tf.Graph()
+  with graph.as_default():
+    features, end_points = fe.extract_features(tf.zeros([1, _INPUT, _INPUT, 3]),
+                                               output_stride=8, model_variant=variant)
+    assert features.shape.as_list() == [1, 9, 9, 512]
+    for stride, size, depth in ((4, 17, 64), (8, 9, 128), (16, 9, 256)):
+      (key,) = fe.decoder_end_point_keys(variant, stride)
+      assert key == f"resnet_v1_18/block{stride.bit_length() - 2}/unit_1/lite_bottleneck_v1/conv2"
+      assert end_points[key].shape.as_list() == [1, size, size, depth]
+  # Output stride 8: block3 runs at rate 2 and block4 at rate 4 (times its multi_grid).
+  assert dilation_rate(graph, "resnet_v1_18/block3/unit_2/lite_bottleneck_v1/conv1") == 2
+  assert dilation_rate(graph, "resnet_v1_18/block4/unit_2/lite_bottleneck_v1/conv2") == 4
+
+
+def test_resnet_v1_18_multi_grid_has_two_units():
+  graph, _, _ = _build(resnet_v1_beta.resnet_v1_18, output_stride=16, multi_grid=(1, 2))
+  assert [dilation_rate(graph, f"resnet_v1_18/block4/unit_{i}/lite_bottleneck_v1/conv1")
+          for i in (1, 2)] == [2, 4]
+  assert not any("block4/unit_3" in n for n in variable_shapes(graph))
+  with tf.Graph().as_default():
+    with pytest.raises(UserInputError, match="2 positive integers.*e.g. 1,2"):
+      resnet_v1_beta.resnet_v1_18(tf.zeros([1, 33, 33, 3]), multi_grid=(1, 2, 4))
