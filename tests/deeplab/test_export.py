@@ -54,7 +54,7 @@ def test_export_result_and_files(exported):
   r = json.loads((out / "export_result.json").read_text())
   assert r["check"]["passed"] and r["check"]["num_images"] == 4
   assert all(i["frozen_graph_differing_pixels"] == 0 and i["saved_model_differing_pixels"] == 0
-             for i in r["check"]["images"])
+             and i["saved_model_bytes_differing_pixels"] == 0 for i in r["check"]["images"])
   assert any(len(i["classes_predicted"]) > 1 for i in r["check"]["images"])  # not a constant map
   assert r["model"]["output_stride"] == 8 and r["model"]["num_classes"] == 5
   assert r["model"]["decoder_output_stride"] == [4]
