@@ -77,13 +77,18 @@ def test_a_fixed_crop_export_of_a_crop_sized_image_gives_the_original_ops_result
   image = np.random.RandomState(5).randint(0, 255, kit.SHARED_CROP + (3,)).astype(np.uint8)
   with tf.Graph().as_default() as graph:
     x = tf.placeholder(tf.uint8, [1] + list(kit.SHARED_CROP) + [3])
-    labels = model.predict_labels(tf.cast(x, tf.float32), cfg, kit.SHARED_CROP)["semantic"]
+    original = model.predict_labels(tf.cast(x, tf.float32), cfg, kit.SHARED_CROP)
     with tf.Session(graph=graph, config=self_check.exact_session_config()) as sess:
       tf.train.Saver().restore(sess, ckpt)
-      expected = sess.run(labels, {x: image[None]})
-  got = self_check.frozen_predictions(eg.read_frozen_graph(str(out / eg.FROZEN_GRAPH)),
-                                      [("crop", image)])[0]
-  np.testing.assert_array_equal(got, expected[0])
+      expected = sess.run(original, {x: image[None]})
+  with tf.Graph().as_default() as graph:
+    tf.import_graph_def(eg.read_frozen_graph(str(out / eg.FROZEN_GRAPH)), name="")
+    with tf.Session(graph=graph, config=self_check.exact_session_config()) as sess:
+      labels, probs = sess.run([eg.PREDICTIONS_NAME + ":0", eg.RAW_PROBABILITIES_NAME + ":0"],
+                               {eg.INPUT_NAME + ":0": image[None]})
+  np.testing.assert_array_equal(labels, expected["semantic"])
+  # Bit for bit, not only the argmax: the same ops in the same order.
+  np.testing.assert_array_equal(probs, expected["semantic_prob"])
 
 
 def _smooth_example(seed, height, width):
