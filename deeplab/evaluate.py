@@ -41,6 +41,7 @@ class EvalSpec:
   eval_split: str = "val"
   dataset: Optional[str] = None
   eval_crop_size: Optional[Tuple[int, int]] = None
+  inference_max_size: Optional[int] = None
   eval_batch_size: int = 1
   eval_scales: Tuple[float, ...] = (1.0,)
   add_flipped_images: bool = False
@@ -74,15 +75,16 @@ def evaluate(spec: EvalSpec) -> dict:
     raise UserInputError(f"model has {spec.model.num_classes} classes, dataset "
                          f"{info.name} has {info.num_classes}")
   local_data = eval_pass.stage_split(spec.dataset_dir, spec.eval_split)
-  crop = spec.eval_crop_size or eval_pass.choose_crop_size(info, spec.eval_split, local_data,
-                                                          spec.model)
+  policy = input_size.make_policy(spec.model, spec.eval_crop_size, spec.inference_max_size,
+                                  spec.eval_scales, spec.add_flipped_images)
+  log.info("inference policy: %s", policy.describe())
   local_ckpt = checkpoints.stage_checkpoint(spec.checkpoint)
   step = checkpoints.checkpoint_step(spec.checkpoint)
   class_names = list(info.class_names or [f"class_{i}" for i in range(info.num_classes)])
   cmap = spec.colormap_type or eval_pass.default_colormap(info.name)
 
-  graph = eval_pass.EvalGraph(local_data, spec.eval_split, spec.eval_batch_size, spec.model,
-                              crop, spec.eval_scales, spec.add_flipped_images, info.ignore_label)
+  graph = eval_pass.EvalGraph(local_data, spec.eval_split, spec.eval_batch_size, policy,
+                              info.ignore_label)
   images = per_image.PerImageConfusion(info.num_classes, info.ignore_label)
   with graph.session(local_ckpt) as sess:
     matrix, examples, done, secs = eval_pass.run_pass(
@@ -97,8 +99,8 @@ def evaluate(spec: EvalSpec) -> dict:
       dataset=info.name, dataset_dir=spec.dataset_dir, dataset_fingerprint=info.fingerprint,
       eval_split=spec.eval_split, num_images=done, num_classes=info.num_classes,
       ignore_label=info.ignore_label,
-      # The exact input settings, so that export serves what was scored (--eval_metrics_json).
-      **input_size.record(crop, spec.model, spec.eval_scales, spec.add_flipped_images),
+      # The inference policy, so that export serves exactly what was scored.
+      **input_size.record(policy),
       model_variant=spec.model.model_variant,
       model_source=spec.model_source, images_per_sec=done / max(secs, 1e-9),
       tensorboard_scalars=metrics.tensorboard_scalars(result, tag))
@@ -151,6 +153,7 @@ def main(parsed: ParsedFlags) -> int:
       dataset_dir=cfg.dataset_dir, checkpoint=checkpoint, eval_logdir=cfg.eval_logdir,
       model=model_cfg, eval_split=cfg.eval_split, dataset=cfg.dataset,
       eval_crop_size=run_config.parse_crop_size(cfg.eval_crop_size, "eval_crop_size"),
+      inference_max_size=cfg.inference_max_size,
       eval_batch_size=cfg.eval_batch_size, eval_scales=cfg.eval_scales,
       add_flipped_images=cfg.add_flipped_images, num_overlays=max(0, cfg.num_overlays),
       colormap_type=cfg.colormap_type, model_source=source,

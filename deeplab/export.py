@@ -11,11 +11,12 @@ export_result.json. Before publishing, both forms must reproduce the evaluation 
 predictions on real images of --check_split at their own size (always its largest);
 otherwise the command exits 2 naming the image.
 
-Input size (docs/export.md): --crop_size when given; else, with --eval_metrics_json, exactly
-the crop, resize_to_range settings, scales and flips evaluate scored with; else the smallest
-output_stride*k+1 holding the check split's largest image, never below the original's
-513x513. --min_resize_value/--max_resize_value/--resize_factor override the run's values as
-in the original export_model.py: larger inputs are resized, predictions resized back.
+Inference policy (deeplab/evaluation/input_size.py, docs/export.md): with --eval_metrics_json,
+exactly the policy evaluate scored with; else each image at its own size (any height and
+width). --crop_size gives a fixed-size export (the model zoo's form) that refuses larger
+images. --min_resize_value/--max_resize_value/--resize_factor and --inference_max_size
+override the recorded values as in the original export_model.py: larger inputs are resized,
+predictions resized back.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from deeplab.errors import UserInputError
 
 log = logging.getLogger(__name__)
 EXPORT_RESULT = "export_result.json"
+SYNTHETIC_SIZE = (97, 129)  # self-check images when no --dataset_dir is given (own size)
 
 
 def split_export_path(export_path: str) -> Tuple[str, str]:
@@ -89,40 +91,37 @@ def check_images(dataset_dir: Optional[str], split: str, count: int):
 def size_settings(model_cfg: ModelConfig, crop_size: Optional[Tuple[int, int]],
                   scales: Optional[Sequence[float]], add_flipped_images: Optional[bool],
                   resize: Optional[dict], eval_metrics_json: Optional[str],
-                  largest_image) -> dict:
-  """The input settings of the export: explicit values, else evaluate's, else the auto rule.
+                  max_size: Optional[int] = None) -> dict:
+  """The export's inference policy: explicit values, else evaluate's recorded policy.
 
   Args:
     model_cfg: the run's model.
-    crop_size, scales, add_flipped_images: explicit values, or None.
+    crop_size: a fixed crop (model-zoo mode), or None.
+    scales, add_flipped_images, max_size: explicit values, or None.
     resize: explicit resize_to_range settings (RESIZE_KEYS subset), or None.
-    eval_metrics_json: evaluate's metrics.json, whose recorded settings are the defaults.
-    largest_image: callable giving the check split's (max height, max width), or None.
+    eval_metrics_json: evaluate's metrics.json, whose recorded policy is the default.
 
   Returns:
-    {'model': ModelConfig with the resize settings, 'crop_size', 'scales',
-     'add_flipped_images', 'crop_size_source'}.
+    {'policy': input_size.InferencePolicy, 'source': why this policy}.
   """
   from deeplab.evaluation import input_size
   recorded = input_size.read_recorded(eval_metrics_json) if eval_metrics_json else {}
   model_cfg = input_size.with_resize(input_size.with_resize(model_cfg, recorded), resize or {})
   if crop_size:
     crop, why = tuple(crop_size), "--crop_size"
-  elif recorded and not resize:
-    crop, why = tuple(recorded["eval_crop_size"]), f"evaluation ({eval_metrics_json})"
+  elif recorded:
+    crop, why = recorded["eval_crop_size"], f"evaluation ({eval_metrics_json})"
   else:
-    crop = input_size.choose_crop(model_cfg, largest_image)
-    why = "auto: " + ("resize_to_range bound" if model_cfg.max_resize_value else
-                      "largest check image" if largest_image else "the original default")
-    why += f", at least {input_size.DEFAULT_CROP[0]}x{input_size.DEFAULT_CROP[1]}"
+    crop, why = None, "default"
+  if max_size is None and recorded.get("inference_size") == input_size.OWN_SIZE:
+    max_size = recorded["inference_max_size"] or 0
   if scales is None:
     scales = recorded.get("eval_scales") or (1.0,)
   if add_flipped_images is None:
     add_flipped_images = bool(recorded.get("add_flipped_images", False))
-  log.info("export crop %s (%s), scales %s, flipped %s", crop, why, list(scales),
-           add_flipped_images)
-  return {"model": model_cfg, "crop_size": crop, "scales": tuple(float(x) for x in scales),
-          "add_flipped_images": bool(add_flipped_images), "crop_size_source": why}
+  policy = input_size.make_policy(model_cfg, crop, max_size, scales, add_flipped_images)
+  log.info("export policy: %s (%s)", policy.describe(), why)
+  return {"policy": policy, "source": why}
 
 
 def _publish(tmp: str, folder: str) -> None:
@@ -152,7 +151,8 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
            add_flipped_images: Optional[bool] = None, dataset_dir: Optional[str] = None,
            check_split: str = "val", num_check_images: int = 3,
            check_only: bool = False, save_inference_graph: bool = False,
-           eval_metrics_json: Optional[str] = None, resize: Optional[dict] = None) -> dict:
+           eval_metrics_json: Optional[str] = None, resize: Optional[dict] = None,
+           inference_max_size: Optional[int] = None) -> dict:
   """Exports (or, with check_only, re-checks) a checkpoint; returns export_result.json's content.
 
   Input settings: see size_settings (None = evaluate's recorded value, else the default).
@@ -163,18 +163,17 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
   """
   from deeplab.exporting import self_check
   from deeplab.exporting import graph as eg
+  from deeplab.evaluation import input_size
   from deeplab.compat import tf
 
   cfg, cfg_uri = run_config.load_run_config(checkpoint, config_json, required=True)
-  images, source, sizes = check_images(dataset_dir, check_split, num_check_images)
-  largest = (lambda: tuple(int(v) for v in sizes.max(axis=0))) if sizes is not None else None
+  images, source, _ = check_images(dataset_dir, check_split, num_check_images)
   settings = size_settings(cfg.model, crop_size, scales, add_flipped_images, resize,
-                           eval_metrics_json, largest)
-  model_cfg, crop = settings["model"], settings["crop_size"]
-  scales, add_flipped_images = settings["scales"], settings["add_flipped_images"]
-  if sizes is None:  # no split given: deterministic synthetic images within the crop
-    images = self_check.synthetic_images(crop, num_check_images)
-  unservable = self_check.too_large(images, crop, model_cfg)
+                           eval_metrics_json, inference_max_size)
+  policy = settings["policy"]
+  if not images:  # no split given: deterministic synthetic images
+    images = self_check.synthetic_images(policy.crop_size or SYNTHETIC_SIZE, num_check_images)
+  unservable = self_check.too_large(images, policy)
   if unservable:  # before anything is written
     raise UserInputError(f"the export cannot serve {source} ({'; '.join(unservable)}): "
                          + self_check.CROP_ADVICE)
@@ -193,27 +192,30 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
     graph_path = os.path.join(work, graph_name)
     saved_dir = os.path.join(work, eg.SAVED_MODEL_DIR)
     if not check_only:
-      graph = eg.build_inference_graph(model_cfg, crop, scales, add_flipped_images)
+      graph = eg.build_inference_graph(policy)
       if save_inference_graph:
         tf.io.write_graph(graph.as_graph_def(), work, "inference_graph.pbtxt")
       frozen = eg.freeze(graph, local_ckpt)
       eg.write_frozen_graph(frozen, graph_path)
       eg.write_saved_model(frozen, saved_dir)
       log.info("froze %d nodes into %s", len(frozen.node), graph_name)
-    check = self_check.check_export(graph_path, saved_dir, local_ckpt, model_cfg, crop, scales,
-                                      add_flipped_images, images, source)
+    check = self_check.check_export(graph_path, saved_dir, local_ckpt, policy, images, source)
     result = {
         "format_version": 1, "checkpoint": checkpoint,
         "checkpoint_step": checkpoints.checkpoint_step(checkpoint), "config_json": cfg_uri,
         "export_path": folder, "frozen_graph": graph_name, "saved_model": eg.SAVED_MODEL_DIR,
         "input": eg.INPUT_NAME + ":0",
         "outputs": [n + ":0" for n in eg.OUTPUT_NODES],
-        "saved_model_signature": {"key": "serving_default", "input": eg.SIGNATURE_INPUT,
-                                  "outputs": sorted(eg.SIGNATURE_OUTPUTS)},
-        "crop_size": list(crop), "crop_size_source": settings["crop_size_source"],
-        "inference_scales": [float(s) for s in scales],
-        "add_flipped_images": bool(add_flipped_images),
-        "eval_metrics_json": eval_metrics_json, "model": to_dict(model_cfg),
+        "saved_model_signatures": {
+            "serving_default": {"input": eg.SIGNATURE_INPUT, "dtype": "uint8",
+                                "shape": [1, None, None, 3]},
+            eg.BYTES_SIGNATURE: {"input": eg.BYTES_INPUT, "dtype": "string", "shape": [1]},
+            "outputs": sorted(eg.SIGNATURE_OUTPUTS)},
+        "crop_size": list(policy.crop_size) if policy.fixed else None,
+        "inference_policy": input_size.record(policy), "policy_source": settings["source"],
+        "inference_scales": [float(s) for s in policy.scales],
+        "add_flipped_images": bool(policy.add_flipped_images),
+        "eval_metrics_json": eval_metrics_json, "model": to_dict(policy.model),
         "check": check,
     }
     result["files"] = [f for f in eg.file_sizes(work) if f["path"] != EXPORT_RESULT]
@@ -259,7 +261,8 @@ def main(parsed: ParsedFlags) -> int:
                   check_split=cfg.check_split, num_check_images=cfg.num_check_images,
                   check_only=cfg.check_only, save_inference_graph=cfg.save_inference_graph,
                   eval_metrics_json=cfg.eval_metrics_json,
-                  resize={k: parsed.values[k] for k in RESIZE_KEYS if k in parsed.given})
+                  resize={k: parsed.values[k] for k in RESIZE_KEYS if k in parsed.given},
+                  inference_max_size=given("inference_max_size"))
   result_json = parsed.values["result_json"]
   if result_json:
     folder = result["export_path"]

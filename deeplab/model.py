@@ -59,9 +59,27 @@ def _static_or_dynamic(images, crop_size):
   return shape[1], shape[2]
 
 
+def _pool_valid_region(features, valid_size, output_stride: int):
+  """Mean of the feature cells that lie on the image, never on its padding.
+
+  A cell i of a stride-s map sits on input pixel i*s, so an image of h valid rows covers
+  scale_dimension(h, 1/s) rows (the whole map for an unpadded output_stride*k+1 input).
+  Without `valid_size` (the original's dynamic-size path) it is the global mean.
+  """
+  if valid_size is None:
+    return tf.reduce_mean(features, axis=[1, 2], keepdims=True)
+  shape = tf.shape(features)
+  cells = scale_dimension(tf.cast(valid_size, tf.int32), 1.0 / output_stride)  # [B, 2]
+  rows = tf.range(shape[1])[tf.newaxis, :, tf.newaxis] < cells[:, 0, tf.newaxis, tf.newaxis]
+  cols = tf.range(shape[2])[tf.newaxis, tf.newaxis, :] < cells[:, 1, tf.newaxis, tf.newaxis]
+  mask = tf.cast(tf.logical_and(rows, cols), features.dtype)[..., tf.newaxis]
+  total = tf.reduce_sum(features * mask, axis=[1, 2], keepdims=True)
+  return total / tf.reduce_sum(mask, axis=[1, 2], keepdims=True)
+
+
 def extract_features(images, model_options: ModelConfig, crop_size=None,
                      weight_decay: float = 0.0001, reuse=None, is_training: bool = False,
-                     fine_tune_batch_norm: bool = False):
+                     fine_tune_batch_norm: bool = False, valid_size=None):
   """Backbone features followed by ASPP (when ``aspp_with_batch_norm``).
 
   Args:
@@ -73,6 +91,8 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
     reuse: Variable reuse.
     is_training: Training graph (dropout on) or not.
     fine_tune_batch_norm: Train batch norm (only meaningful with is_training).
+    valid_size: int [batch, 2], each image's (height, width) before padding; with a dynamic
+      size (crop_size None) the image pooling then averages only over the image.
 
   Returns:
     (features, end_points) where features are the ASPP output (256 channels) or the raw
@@ -115,7 +135,7 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
         resize_h = scale_dimension(crop_size[0], 1.0 / output_stride)
         resize_w = scale_dimension(crop_size[1], 1.0 / output_stride)
       else:
-        image_feature = tf.reduce_mean(features, axis=[1, 2], keepdims=True)
+        image_feature = _pool_valid_region(features, valid_size, output_stride)
         resize_h, resize_w = tf.shape(features)[1], tf.shape(features)[2]
       image_feature = slim.conv2d(image_feature, depth, 1, scope=IMAGE_POOLING_SCOPE,
                                   **squeeze_excitation.image_pooling_conv_args(model_options))
@@ -174,10 +194,11 @@ def get_branch_logits(features, num_classes: int, atrous_rates: Optional[Sequenc
 
 
 def _get_logits(images, model_options: ModelConfig, crop_size, weight_decay: float, reuse,
-                is_training: bool, fine_tune_batch_norm: bool):
+                is_training: bool, fine_tune_batch_norm: bool, valid_size=None):
   features, end_points = extract_features(
       images, model_options, crop_size=crop_size, weight_decay=weight_decay, reuse=reuse,
-      is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm)
+      is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm,
+      valid_size=valid_size)
   if model_options.decoder_output_stride:
     decoder_crop = crop_size or [tf.shape(images)[1], tf.shape(images)[2]]
     features = refine_by_decoder(
@@ -196,7 +217,8 @@ def _get_logits(images, model_options: ModelConfig, crop_size, weight_decay: flo
 def multi_scale_logits(images, model_options: ModelConfig, crop_size=None,
                        image_pyramid: Optional[Sequence[float]] = None,
                        weight_decay: float = 0.0001, is_training: bool = False,
-                       fine_tune_batch_norm: bool = False) -> Dict[str, Dict[str, tf.Tensor]]:
+                       fine_tune_batch_norm: bool = False,
+                       valid_size=None) -> Dict[str, Dict[str, tf.Tensor]]:
   """Logits for each scale of an image pyramid, and their max/avg merge.
 
   All logits are resized to crop · max(1, max(pyramid)) / logits_OS, where logits_OS is
@@ -211,6 +233,7 @@ def multi_scale_logits(images, model_options: ModelConfig, crop_size=None,
     weight_decay: L2 weight decay.
     is_training: Training graph or not.
     fine_tune_batch_norm: Train batch norm.
+    valid_size: int [batch, 2] unpadded image sizes (see extract_features), or None.
 
   Returns:
     {'semantic': {'merged_logits': T}} with one scale, else also 'logits_%.2f' per scale.
@@ -244,9 +267,11 @@ def multi_scale_logits(images, model_options: ModelConfig, crop_size=None,
             scale_dimension(d, image_scale) for d in model_options.image_pooling_crop_size))
     else:
       scaled_images, scaled_crop = images, crop_size
+    scaled_valid = None if valid_size is None else scale_dimension(
+        tf.cast(valid_size, tf.int32), image_scale)
     logits = _get_logits(scaled_images, options, scaled_crop, weight_decay=weight_decay,
                          reuse=tf.AUTO_REUSE, is_training=is_training,
-                         fine_tune_batch_norm=fine_tune_batch_norm)
+                         fine_tune_batch_norm=fine_tune_batch_norm, valid_size=scaled_valid)
     logits = resize_bilinear(logits, logits_size, logits.dtype)
     if len(image_pyramid) == 1:
       return {OUTPUT_TYPE: {MERGED_LOGITS_SCOPE: logits}}
@@ -259,7 +284,8 @@ def multi_scale_logits(images, model_options: ModelConfig, crop_size=None,
 
 
 def predict_labels(images, model_options: ModelConfig, crop_size=None,
-                   image_pyramid: Optional[Sequence[float]] = None) -> Dict[str, tf.Tensor]:
+                   image_pyramid: Optional[Sequence[float]] = None,
+                   valid_size=None) -> Dict[str, tf.Tensor]:
   """Inference: {'semantic': int64 [B, H, W], 'semantic_prob': float [B, H, W, C]}.
 
   With ``prediction_with_upsampled_logits`` (default) the logits are bilinearly resized
@@ -267,8 +293,8 @@ def predict_labels(images, model_options: ModelConfig, crop_size=None,
   upsampled with nearest neighbour (faster, blockier).
   """
   logits = multi_scale_logits(images, model_options, crop_size, image_pyramid=image_pyramid,
-                              is_training=False,
-                              fine_tune_batch_norm=False)[OUTPUT_TYPE][MERGED_LOGITS_SCOPE]
+                              is_training=False, fine_tune_batch_norm=False,
+                              valid_size=valid_size)[OUTPUT_TYPE][MERGED_LOGITS_SCOPE]
   size = tf.shape(images)[1:3]
   if model_options.prediction_with_upsampled_logits:
     logits = resize_bilinear(logits, size, logits.dtype)
@@ -281,9 +307,18 @@ def predict_labels(images, model_options: ModelConfig, crop_size=None,
   return {OUTPUT_TYPE: tf.squeeze(labels, 3), OUTPUT_TYPE + PROB_SUFFIX: probs}
 
 
+def _flip_width(images, valid_size):
+  """Left-right flip; with valid_size only each image's own columns, padding stays right."""
+  if valid_size is None:
+    return tf.reverse(images, [2])
+  widths = tf.cast(valid_size, tf.int64)[:, 1]
+  return tf.reverse_sequence(images, widths, seq_axis=2, batch_axis=0)
+
+
 def predict_labels_multi_scale(images, model_options: ModelConfig, crop_size=None,
                                eval_scales: Sequence[float] = (1.0,),
-                               add_flipped_images: bool = False) -> Dict[str, tf.Tensor]:
+                               add_flipped_images: bool = False,
+                               valid_size=None) -> Dict[str, tf.Tensor]:
   """Inference averaged over scales and (optionally) left-right flips.
 
   For each scale (and flipped copy, whose logits are flipped back) the logits are
@@ -298,14 +333,16 @@ def predict_labels_multi_scale(images, model_options: ModelConfig, crop_size=Non
   for image_scale in eval_scales:
     inputs = [(images, False)]
     if add_flipped_images:
-      inputs.append((tf.reverse(images, [2]), True))
+      inputs.append((_flip_width(images, valid_size), True))
     for batch, flipped in inputs:
       logits = multi_scale_logits(batch, model_options, crop_size, image_pyramid=[image_scale],
-                                  is_training=False,
-                                  fine_tune_batch_norm=False)[OUTPUT_TYPE][MERGED_LOGITS_SCOPE]
-      if flipped:
+                                  is_training=False, fine_tune_batch_norm=False,
+                                  valid_size=valid_size)[OUTPUT_TYPE][MERGED_LOGITS_SCOPE]
+      if flipped and valid_size is None:
         logits = tf.reverse(logits, [2])
       logits = resize_bilinear(logits, size, logits.dtype)
+      if flipped and valid_size is not None:
+        logits = _flip_width(logits, valid_size)
       probabilities.append(tf.nn.softmax(logits))
   mean_prob = tf.add_n(probabilities) / float(len(probabilities))
   return {OUTPUT_TYPE: tf.argmax(mean_prob, 3), OUTPUT_TYPE + PROB_SUFFIX: mean_prob}

@@ -1,10 +1,11 @@
 """`python -m deeplab vis`: colour-mapped predictions for a split (the original vis.py, one pass).
 
 Writes `<vis_logdir>/segmentation_results/%06d_image.png` and `%06d_prediction.png`, numbered
-by the image's index in the split's stored order (every run names the same image alike), and
-with --also_save_raw_predictions `raw_segmentation_results/<image basename>.png` (class ids; for
-Cityscapes mapped from trainId to evalId as the original). Predictions are cropped to each
-image's `[:height, :width]`. Model settings come from the run's config.json.
+in reading order (the split's stored order at --vis_batch_size 1; larger batches group images
+by size), and with --also_save_raw_predictions `raw_segmentation_results/<image basename>.png`
+(class ids; for Cityscapes mapped from trainId to evalId as the original). Images and
+predictions are at the original size, under evaluate's inference policy
+(deeplab/evaluation/input_size.py). Model settings come from the run's config.json.
 """
 
 from __future__ import annotations
@@ -46,20 +47,26 @@ def visualize(dataset_dir: str, split: str, checkpoint: str, vis_logdir: str,
               model_cfg: ModelConfig, crop_size: Optional[Tuple[int, int]] = None,
               batch_size: int = 1, scales: Sequence[float] = (1.0,),
               add_flipped_images: bool = False, colormap_type: str = colormap.PASCAL,
-              also_save_raw_predictions: bool = False, dataset: Optional[str] = None) -> dict:
-  """One pass over `split` writing colour-mapped (and raw) predictions; returns a summary."""
+              also_save_raw_predictions: bool = False, dataset: Optional[str] = None,
+              inference_max_size: Optional[int] = None) -> dict:
+  """One pass over `split` writing colour-mapped (and raw) predictions; returns a summary.
+
+  The inference policy is evaluate's for the same settings (input_size.make_policy), so vis
+  shows what evaluation scored; images and predictions are written at the original size.
+  """
   from deeplab.datasets.descriptors import get_dataset_info
+  from deeplab.evaluation import input_size
 
   info = get_dataset_info(dataset_dir, dataset)
   info.num_examples(split)
   local_data = eval_pass.stage_split(dataset_dir, split)
-  crop = crop_size or eval_pass.choose_crop_size(info, split, local_data, model_cfg)
-  graph = eval_pass.EvalGraph(local_data, split, batch_size, model_cfg, crop, scales,
-                              add_flipped_images, info.ignore_label)
+  policy = input_size.make_policy(model_cfg, crop_size, inference_max_size, scales,
+                                  add_flipped_images)
+  log.info("inference policy: %s", policy.describe())
+  graph = eval_pass.EvalGraph(local_data, split, batch_size, policy, info.ignore_label)
   b = graph.batch
   fetch = {"pred": graph.predictions, "image": b["original_image"], "name": b["image_name"],
            "height": b["height"], "width": b["width"]}
-  resized = bool(model_cfg.min_resize_value or model_cfg.max_resize_value)
   count = 0
   with storage.output_dir(vis_logdir, commit_last=()) as out:
     os.makedirs(os.path.join(out, SEMANTIC_DIR), exist_ok=True)
@@ -72,16 +79,7 @@ def visualize(dataset_dir: str, split: str, checkpoint: str, vis_logdir: str,
           break
         for i in range(len(batch["pred"])):
           h, w = int(batch["height"][i]), int(batch["width"][i])
-          pred = batch["pred"][i]
-          if resized:
-            # The prediction covers the resized image: slice it, then back to the original size.
-            image = batch["image"][i]
-            pred = pred[:image.shape[0], :image.shape[1]]
-            pred = np.asarray(Image.fromarray(pred.astype(np.int32)).resize((w, h), Image.NEAREST))
-            image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
-          else:
-            image = batch["image"][i][:h, :w]
-          pred = pred[:h, :w]
+          pred, image = batch["pred"][i][:h, :w], batch["image"][i][:h, :w]
           stem = os.path.join(out, SEMANTIC_DIR, "%06d" % count)
           save_png(image, stem + "_image.png")
           save_png(colormap.label_to_color_image(pred, colormap_type), stem + "_prediction.png")
@@ -106,18 +104,16 @@ def main(parsed: ParsedFlags) -> int:
   for name in ("vis_logdir", "dataset_dir"):
     if not getattr(cfg, name):
       raise UserInputError(f"--{name} is required")
-  flag_model = parsed.settings(ModelConfig)
-  resize = flag_model.min_resize_value or flag_model.max_resize_value
-  checkpoint, _, model_cfg, _ = eval_pass.resolve_run(cfg, flag_model)
-  if (resize or model_cfg.min_resize_value or model_cfg.max_resize_value) \
-      and cfg.vis_batch_size != 1:
-    raise UserInputError("with min/max_resize_value, --vis_batch_size must be 1 (as the original)")
+  if cfg.vis_batch_size < 1:
+    raise UserInputError(f"--vis_batch_size must be >= 1, got {cfg.vis_batch_size}")
+  checkpoint, _, model_cfg, _ = eval_pass.resolve_run(cfg, parsed.settings(ModelConfig))
   summary = visualize(
       cfg.dataset_dir, cfg.vis_split, checkpoint, cfg.vis_logdir, model_cfg,
       crop_size=run_config.parse_crop_size(cfg.vis_crop_size, "vis_crop_size"),
       batch_size=cfg.vis_batch_size, scales=cfg.eval_scales,
       add_flipped_images=cfg.add_flipped_images, colormap_type=cfg.colormap_type,
-      also_save_raw_predictions=cfg.also_save_raw_predictions, dataset=cfg.dataset)
+      also_save_raw_predictions=cfg.also_save_raw_predictions, dataset=cfg.dataset,
+      inference_max_size=cfg.inference_max_size)
   result_json = parsed.values["result_json"]
   if result_json:
     storage.write_json(result_json, summary)

@@ -27,6 +27,11 @@ class ModelInput:
       None, "The run's config.json (default: next to the checkpoint or one folder up).",
       kind="string", path=True)
   add_flipped_images: bool = setting(False, "Also average left-right flipped inputs.")
+  inference_max_size: Optional[int] = setting(
+      None, "Without a fixed crop, each image runs at its own size; an image whose long side "
+      "exceeds this is resized into range and its prediction resized back (0: no bound; "
+      "default: max_resize_value, else 2049; export: evaluate's recorded value).",
+      kind="integer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +58,9 @@ class EvalConfig(SplitInput):
   eval_split: str = setting("val", "Split to evaluate.")
   eval_batch_size: int = setting(1, "Images per batch.")
   eval_crop_size: Optional[Tuple[int, int]] = setting(
-      None, "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's "
-      "largest image, at least 513,513.", kind="list")
+      None, "A fixed crop 'height,width' for every image (the original's model-zoo mode); "
+      "default: each image at its own size (padded to its own output_stride*k+1).",
+      kind="list")
   num_overlays: int = setting(4, "Examples drawn as image | truth | prediction.")
   colormap_type: Optional[str] = setting(
       None, "Report colours (default: by dataset name, else pascal).", choices=COLORMAPS)
@@ -73,8 +79,8 @@ class VisConfig(SplitInput):
   vis_split: str = setting("val", "Split to visualise.")
   vis_batch_size: int = setting(1, "Images per batch.")
   vis_crop_size: Optional[Tuple[int, int]] = setting(
-      None, "Crop 'height,width'; default: smallest output_stride*k+1 fitting the split's "
-      "largest image, at least 513,513.", kind="list")
+      None, "A fixed crop 'height,width' for every image; default: each image at its own "
+      "size (padded to its own output_stride*k+1).", kind="list")
   colormap_type: str = setting("pascal", "Colormap.", choices=COLORMAPS)
   also_save_raw_predictions: bool = setting(False, "Also write class-id PNGs.")
 
@@ -91,11 +97,13 @@ class ExportConfig(ModelInput):
       None, "Output folder (or gs://). A path ending in .pb (the original form) names the "
       "frozen graph.", kind="string", path=True, required=True)
   crop_size: Optional[Tuple[str, ...]] = setting(
-      None, "Crop 'height,width' (or --crop_size=H --crop_size=W); default: see "
-      "--eval_metrics_json.", kind="multi_string")
+      None, "A fixed input crop 'height,width' (or --crop_size=H --crop_size=W), for graphs "
+      "that must match the model zoo's fixed input; larger images are refused. Default: "
+      "evaluate's policy (--eval_metrics_json), else any height and width.",
+      kind="multi_string")
   eval_metrics_json: Optional[str] = setting(
-      None, "evaluate's metrics.json: export with its crop, resize, scales and flips; else the "
-      "check split's largest image, at least 513.", kind="string", path=True)
+      None, "evaluate's metrics.json: export with exactly its inference policy (own size or "
+      "crop, size bound, resize, scales and flips).", kind="string", path=True)
   inference_scales: Tuple[float, ...] = setting((1.0,), "Scales for multi-scale inference.",
                                                 kind="multi_float")
   save_inference_graph: bool = setting(False, "Also write inference_graph.pbtxt.")

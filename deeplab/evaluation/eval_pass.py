@@ -1,14 +1,15 @@
-"""The evaluation pass shared by evaluate and vis: graph, one pass over a split, crop rule.
+"""The evaluation pass shared by evaluate and vis: the graph and one pass over a split.
 
-The graph is the input pipeline's eval preprocessing followed by `inference.predict`, the
-same function the exported model uses, so vis, evaluate and export agree by construction.
+The graph applies the inference policy's functions (`inference.prepare`, `predict`,
+`restore_size`), the same ones the exported model is built from, so vis, evaluate and
+export agree by construction. Predictions are compared with the labels at their original size.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional
 
 import numpy as np
 
@@ -38,46 +39,87 @@ def default_colormap(dataset_name: str) -> str:
   return colormap.PASCAL
 
 
-def choose_crop_size(info, split: str, local_dir: str, model_cfg: ModelConfig) -> Tuple[int, int]:
-  """The auto eval/vis crop (input_size.choose_crop): the split's largest image, at least 513."""
-  from deeplab.evaluation import input_size
+def eval_dataset(local_data: str, split: str, batch_size: int, policy, ignore_label: int,
+                 repeat: bool = False):
+  """The split in stored order, each image prepared by `inference.prepare`.
 
-  def largest_image() -> Tuple[int, int]:
-    if split in info.max_image_size:
-      return info.max_image_size[split]
-    from deeplab.evaluation import split_reader
-    log.info("manifest has no image sizes for %r: scanning the split", split)
-    return split_reader.scan_max_size(local_dir, split)
+  Elements: image float32 [B, h', w', 3] (one network size per batch), valid_size int32
+  [B, 2], original_image uint8 [B, H, W, 3], label int32 [B, H, W, 1] at the original size
+  (padded with ignore_label to the batch's largest; not for split 'test'), image_name,
+  height, width. With batch_size > 1 at own size, images are batched by network size (a
+  batch holds one size, so a small image never pays for a large one); the order of
+  batches then differs from the stored order, but never the images they hold.
+  """
+  from deeplab.compat import tf
+  from deeplab.datasets import input_pipeline as ip
+  from deeplab.evaluation import inference
 
-  return input_size.choose_crop(model_cfg, largest_image)
+  with_label = split != ip.TEST_SET
+  ds = tf.data.TFRecordDataset(ip.list_shards(local_data, split))
+  ds = ds.repeat() if repeat else ds
+
+  def process(serialized):
+    sample = ip.parse_example(serialized, with_label, ignore_label)
+    label = sample.pop("labels_class", None)
+    image, valid = inference.prepare(sample[ip.IMAGE], policy)
+    out = {ip.IMAGE: image, VALID_SIZE: valid, ip.ORIGINAL_IMAGE: sample[ip.IMAGE],
+           ip.IMAGE_NAME: sample[ip.IMAGE_NAME], ip.HEIGHT: sample[ip.HEIGHT],
+           ip.WIDTH: sample[ip.WIDTH]}
+    if label is not None:
+      out[ip.LABEL] = tf.cast(label, tf.int32)
+    return out
+
+  ds = ds.map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  pad = {ip.IMAGE: 0.0, VALID_SIZE: 0, ip.ORIGINAL_IMAGE: tf.constant(0, tf.uint8),
+         ip.IMAGE_NAME: "", ip.HEIGHT: 0, ip.WIDTH: 0}
+  if with_label:
+    pad[ip.LABEL] = ignore_label
+  if batch_size > 1 and not policy.fixed:
+    def key(sample):
+      shape = tf.cast(tf.shape(sample[ip.IMAGE]), tf.int64)
+      return shape[0] * (1 << 20) + shape[1]
+    ds = ds.group_by_window(key, lambda _, w: w.padded_batch(batch_size, padding_values=pad),
+                            window_size=batch_size)
+  else:
+    ds = ds.padded_batch(batch_size, padding_values=pad)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+VALID_SIZE = "valid_size"
 
 
 class EvalGraph:
-  """Input pipeline (eval preprocessing) -> the shared prediction function; used by vis too."""
+  """Eval dataset -> the shared prediction functions -> class maps at the original size.
 
-  def __init__(self, local_data: str, split: str, batch_size: int, model_cfg: ModelConfig,
-               crop: Tuple[int, int], scales: Sequence[float], add_flipped_images: bool,
+  `predictions` is int32 [B, H, W]: each image's prediction at its own original size,
+  zero-padded to the batch's label size (the label is ignore_label there).
+  """
+
+  def __init__(self, local_data: str, split: str, batch_size: int, policy,
                ignore_label: int, repeat: bool = False):
     from deeplab.evaluation import inference
     from deeplab.compat import tf
-    from deeplab.datasets import input_pipeline
+    from deeplab.datasets import input_pipeline as ip
 
     self.tf = tf
+    self.policy = policy
     self.graph = tf.Graph()
-    m = model_cfg
     with self.graph.as_default():
-      # Eval mode reads the split in its stored order (split_reader's order too), so every
-      # run sees the images in the same order and names them the same.
-      ds = input_pipeline.build_dataset(
-          local_data, split, batch_size=batch_size, crop_size=list(crop), is_training=False,
-          model_variant=m.model_variant, min_resize_value=m.min_resize_value,
-          max_resize_value=m.max_resize_value, resize_factor=m.resize_factor,
-          keep_aspect_ratio=m.keep_aspect_ratio, ignore_label=ignore_label,
-          should_repeat=repeat)
+      ds = eval_dataset(local_data, split, batch_size, policy, ignore_label, repeat)
       self.batch = tf.data.make_one_shot_iterator(ds).get_next()
-      images = self.batch["image"]
-      images.set_shape([None, crop[0], crop[1], 3])
-      self.predictions, _ = inference.predict(images, m, crop, scales, add_flipped_images)
+      b = self.batch
+      labels, _ = inference.predict(b[ip.IMAGE], b[VALID_SIZE], policy)
+      originals = tf.stack([b[ip.HEIGHT], b[ip.WIDTH]], axis=1)
+      out_size = (tf.shape(b[ip.LABEL])[1:3] if ip.LABEL in b
+                  else tf.reduce_max(originals, axis=0))
+
+      def one(args):
+        pred, valid, original = args
+        pred = inference.restore_size(pred, valid, original)
+        return tf.pad(pred, [[0, out_size[0] - original[0]], [0, out_size[1] - original[1]]])
+
+      self.predictions = tf.map_fn(one, (labels, b[VALID_SIZE], originals),
+                                   fn_output_signature=tf.int32)
       self.saver = inference.restore_saver()
 
   def session(self, checkpoint_local: str):
@@ -110,8 +152,8 @@ def run_pass(graph: EvalGraph, sess, num_classes: int, ignore_label: int, num_ex
   if per_image is not None:
     fetch.update(label=graph.batch["label"], name=graph.batch["image_name"])
   b = graph.batch
-  fetch_examples = dict(fetch, label=b["label"], name=b["image_name"], image=b["image"],
-                        height=b["height"], width=b["width"])
+  fetch_examples = dict(fetch, label=b["label"], name=b["image_name"],
+                        image=b["original_image"], height=b["height"], width=b["width"])
   examples: List[tuple] = []
   done, start, last_log = 0, time.time(), time.time()
   while max_images is None or done < max_images:
@@ -147,12 +189,14 @@ def run_batch(sess, fetch):
   except tf.errors.OutOfRangeError:
     return None
   except tf.errors.InvalidArgumentError as e:
-    if "larger than" not in str(e):
+    from deeplab.evaluation import inference
+    if inference.TOO_LARGE not in str(e):
       raise
     detail = str(e).strip().splitlines()[0][:300]
     raise UserInputError(
-        f"an image is larger than the crop size ({detail}); pass a larger --eval_crop_size / "
-        "--vis_crop_size, or leave it unset to use the split's largest image") from e
+        f"an image is larger than the fixed crop size ({detail}); pass a larger "
+        "--eval_crop_size / --vis_crop_size, or leave it unset to run each image at its own "
+        "size") from e
 
 
 def _keep_examples(examples: list, out: dict, limit: int) -> None:

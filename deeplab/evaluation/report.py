@@ -128,7 +128,7 @@ def render_markdown(metrics: dict, overlay_files: Sequence[str]) -> str:
       f"- dataset: `{metrics.get('dataset')}` split `{metrics.get('eval_split')}` "
       f"(fingerprint `{metrics.get('dataset_fingerprint')}`), {metrics.get('num_images')} images",
       f"- eval scales {metrics.get('eval_scales')}, flipped: {metrics.get('add_flipped_images')}, "
-      f"crop {metrics.get('eval_crop_size')}",
+      f"input {_input(metrics)}",
       "",
       "| metric | value |", "|---|---|",
       f"| mIoU | {_fmt(metrics.get('miou'))} |",
@@ -154,6 +154,14 @@ def render_markdown(metrics: dict, overlay_files: Sequence[str]) -> str:
     lines += [f"![{os.path.basename(f)}]({f})" for f in overlay_files]
     lines.append("")
   return "\n".join(lines)
+
+
+def _input(metrics: dict) -> str:
+  """The recorded inference policy in words (deeplab/evaluation/input_size.py)."""
+  if metrics.get("eval_crop_size"):
+    return f"fixed crop {metrics['eval_crop_size']}"
+  bound = metrics.get("inference_max_size")
+  return "each image at its own size" + (f", long side > {bound} resized" if bound else "")
 
 
 def write_report(out_dir: str, metrics: dict,

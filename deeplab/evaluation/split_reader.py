@@ -1,7 +1,7 @@
 """Reads raw examples of a converted split without the training input pipeline.
 
-Used for the auto eval_crop_size (largest image when the manifest does not record it) and
-for the images that export's self-check runs through the exported model. Stored order: the
+Used for the images that export's self-check runs through the exported model (and their
+sizes, to pick the split's tallest and widest). Stored order: the
 sorted shards one after another, records in file order (what evaluation and vis read too).
 """
 
@@ -66,13 +66,6 @@ def scan_sizes(local_dir: str, split: str) -> np.ndarray:
         except tf.errors.OutOfRangeError:
           break
   return np.concatenate(parts)
-
-
-def scan_max_size(local_dir: str, split: str) -> Tuple[int, int]:
-  """(max height, max width) over the split."""
-  sizes = scan_sizes(local_dir, split)
-  best = sizes.max(axis=0) if len(sizes) else np.zeros(2, np.int64)
-  return int(best[0]), int(best[1])
 
 
 def read_examples(local_dir: str, split: str, limit: int, with_label: bool = True,

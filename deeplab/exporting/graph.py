@@ -1,22 +1,24 @@
 """The model-zoo inference graph, its frozen GraphDef and the SavedModel built from it.
 
-Graph (the original export_model.py, docs/compatibility.md): uint8 `ImageTensor`
-[1, H, W, 3] -> eval preprocessing (resize to range when configured, pad to the crop with
-the mean pixel) -> the shared prediction function -> `RawSemanticPredictions` /
-`RawSemanticProbabilities` at crop size -> slice the valid region -> resize back to the
-input size: `SemanticPredictions` (int32 [1, H, W], nearest neighbour) and
-`SemanticProbabilities` (float32 [1, H, W, C], bilinear).
+Graph (the original export_model.py, docs/export.md): uint8 `ImageTensor` [1, H, W, 3] of any
+height and width -> `inference.prepare` (resize into range when the policy says so; pad to
+the image's own output_stride*k+1, or to the fixed crop of a --crop_size export) ->
+`inference.predict` -> `RawSemanticPredictions` / `RawSemanticProbabilities` at the network
+size -> the valid region resized back to the input size: `SemanticPredictions` (int32
+[1, H, W], nearest neighbour) and `SemanticProbabilities` (float32 [1, H, W, C], bilinear).
+
+The SavedModel adds a second way in: `EncodedImageBytes` (string [1], JPEG or PNG bytes),
+decoded into the same graph, for clients (TF Serving REST, Vertex AI, KServe) that send
+encoded images.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Sequence, Tuple
 
 from deeplab.evaluation import inference
+from deeplab.evaluation.input_size import InferencePolicy
 from deeplab.compat import tf
-from deeplab.config import ModelConfig
-from deeplab.datasets import preprocess
 
 INPUT_NAME = "ImageTensor"
 PREDICTIONS_NAME = "SemanticPredictions"
@@ -26,47 +28,32 @@ RAW_PROBABILITIES_NAME = "RawSemanticProbabilities"
 OUTPUT_NODES = (PREDICTIONS_NAME, PROBABILITIES_NAME)
 FROZEN_GRAPH = "frozen_inference_graph.pb"
 SAVED_MODEL_DIR = "saved_model"
-# Signature keys of the SavedModel's serving_default signature.
+# The SavedModel's signatures: serving_default takes a uint8 image; BYTES_SIGNATURE takes
+# encoded bytes (TF Serving's REST API base64-decodes inputs whose name ends in "_bytes").
 SIGNATURE_INPUT = "images"
+BYTES_SIGNATURE = "encoded_image"
+BYTES_INPUT = "image_bytes"
+BYTES_TENSOR_NAME = "EncodedImageBytes"
+SERVING_IMAGE_NAME = "ServingImage"  # the SavedModel's image input, in front of ImageTensor
 SIGNATURE_OUTPUTS = {"semantic_predictions": PREDICTIONS_NAME,
                      "semantic_probabilities": PROBABILITIES_NAME}
 
 
-def resize_label_back(labels, size):
-  """Nearest-neighbour resize of [1, h, w] labels to `size`, int32 (the original _resize_label)."""
-  resized = tf.image.resize_nearest_neighbor(tf.expand_dims(labels, 3), size, align_corners=True)
-  return tf.cast(tf.squeeze(resized, 3), tf.int32)
-
-
-def preprocess_single(image, model_cfg: ModelConfig, crop_size: Tuple[int, int]):
-  """[H, W, 3] image -> (resized image size [2], float32 [1, crop_h, crop_w, 3]) as at eval."""
-  resized, processed, _ = preprocess.preprocess_image_and_label(
-      image, None, crop_size[0], crop_size[1], min_resize_value=model_cfg.min_resize_value,
-      max_resize_value=model_cfg.max_resize_value, resize_factor=model_cfg.resize_factor,
-      keep_aspect_ratio=model_cfg.keep_aspect_ratio, is_training=False,
-      model_variant=model_cfg.model_variant)
-  return tf.shape(resized)[:2], tf.expand_dims(processed, 0)
-
-
-def build_inference_graph(model_cfg: ModelConfig, crop_size: Tuple[int, int],
-                          scales: Sequence[float] = (1.0,),
-                          add_flipped_images: bool = False) -> tf.Graph:
-  """A new graph holding the model-zoo inference graph (variables not yet restored)."""
+def build_inference_graph(policy: InferencePolicy) -> tf.Graph:
+  """A new graph holding the inference graph (variables not yet restored)."""
   graph = tf.Graph()
   with graph.as_default():
     image_tensor = tf.placeholder(tf.uint8, [1, None, None, 3], name=INPUT_NAME)
     original_size = tf.shape(image_tensor)[1:3]
-    resized_size, images = preprocess_single(tf.squeeze(image_tensor, 0), model_cfg, crop_size)
-    labels, probs = inference.predict(images, model_cfg, tuple(crop_size), scales,
-                                      add_flipped_images)
+    prepared, valid = inference.prepare(image_tensor[0], policy)
+    labels, probs = inference.predict(prepared[tf.newaxis], valid[tf.newaxis], policy)
+    # The model zoo's float32 raw map (exact for class ids), which the output is cut from.
     raw_predictions = tf.identity(tf.cast(labels, tf.float32), name=RAW_PREDICTIONS_NAME)
     raw_probabilities = tf.identity(probs, name=RAW_PROBABILITIES_NAME)
-    predictions = tf.slice(raw_predictions, [0, 0, 0], [1, resized_size[0], resized_size[1]])
-    probabilities = tf.slice(raw_probabilities, [0, 0, 0, 0],
-                             [-1, resized_size[0], resized_size[1], -1])
-    tf.identity(resize_label_back(predictions, original_size), name=PREDICTIONS_NAME)
-    tf.image.resize_bilinear(probabilities, original_size, align_corners=True,
-                             name=PROBABILITIES_NAME)
+    predictions = inference.restore_size(raw_predictions[0], valid, original_size)
+    tf.identity(predictions[tf.newaxis], name=PREDICTIONS_NAME)
+    tf.identity(inference.restore_probabilities(raw_probabilities, valid, original_size),
+                name=PROBABILITIES_NAME)
   return graph
 
 
@@ -96,22 +83,31 @@ def read_frozen_graph(path: str):
 
 
 def write_saved_model(graph_def, export_dir: str) -> None:
-  """A SavedModel of the same frozen GraphDef with a `serving_default` signature.
+  """A SavedModel of the same frozen GraphDef with two signatures.
 
-  Built with the v1 builder because this process runs in graph mode; TF2's
-  `tf.saved_model.load(path).signatures['serving_default'](images=uint8 [1,H,W,3])` loads it.
+  `serving_default`: {images: uint8 [1, H, W, 3]}; `encoded_image`: {image_bytes: string
+  [1]} (JPEG/PNG). Both give {semantic_predictions, semantic_probabilities}. The bytes are
+  decoded into a placeholder_with_default in front of the frozen graph's input, so the
+  weights are stored once and feeding `images` never touches the decoder. Built with the v1
+  builder because this process runs in graph mode; TF2's `tf.saved_model.load(path)
+  .signatures[...]` and TF Serving load it.
   """
+  from deeplab.datasets.input_pipeline import decode_image
   graph = tf.Graph()
   with graph.as_default():
-    tf.import_graph_def(graph_def, name="")
-    inputs = {SIGNATURE_INPUT: graph.get_tensor_by_name(INPUT_NAME + ":0")}
+    encoded = tf.placeholder_with_default(tf.constant([""]), [1], name=BYTES_TENSOR_NAME)
+    decoded = decode_image(encoded[0], channels=3)[tf.newaxis]
+    images = tf.placeholder_with_default(decoded, [1, None, None, 3], name=SERVING_IMAGE_NAME)
+    tf.import_graph_def(graph_def, name="", input_map={INPUT_NAME + ":0": images})
     outputs = {k: graph.get_tensor_by_name(v + ":0") for k, v in SIGNATURE_OUTPUTS.items()}
-    signature = tf.saved_model.signature_def_utils.predict_signature_def(inputs, outputs)
+    build = tf.saved_model.signature_def_utils.predict_signature_def
+    signatures = {"serving_default": build({SIGNATURE_INPUT: images}, outputs),
+                  BYTES_SIGNATURE: build({BYTES_INPUT: encoded}, outputs)}
     builder = tf.saved_model.Builder(export_dir)
     with tf.Session(graph=graph) as sess:
       builder.add_meta_graph_and_variables(
-          sess, [tf.saved_model.tag_constants.SERVING],
-          signature_def_map={"serving_default": signature}, strip_default_attrs=True)
+          sess, [tf.saved_model.tag_constants.SERVING], signature_def_map=signatures,
+          strip_default_attrs=True)
     builder.save()
 
 

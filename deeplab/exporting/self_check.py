@@ -1,11 +1,13 @@
 """Export's self-check: the exported forms must predict exactly what evaluation predicts.
 
-The reference is the evaluation path, rebuilt on its own: eval preprocessing + the shared
-prediction function with variables restored from the checkpoint. Both exported forms (the
-frozen GraphDef and the SavedModel) run on the same real images of the split, each at its own
-size (always including the split's tallest and widest image); every pixel must agree. A frozen
-graph or SavedModel that was altered, or a checkpoint that changed after export, fails; an
-image the export cannot serve (larger than its crop) is a user error naming the image.
+The reference is the evaluation path, rebuilt on its own: the inference policy's functions
+(`inference.prepare`, `predict`, `restore_size`) with variables restored from the checkpoint.
+The exported forms (the frozen GraphDef, the SavedModel's uint8 signature and its
+encoded-bytes signature fed PNG bytes) run on the same real images of the split, each at its
+own size (always including the split's tallest and widest image); every pixel must agree. A
+frozen graph or SavedModel that was altered, or a checkpoint that changed after export,
+fails; an image a fixed-crop export cannot serve (larger than its crop) is a user error
+naming the image.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ import numpy as np
 from deeplab.exporting import graph as eg
 from deeplab.evaluation import inference
 from deeplab.compat import tf
-from deeplab.config import ModelConfig
+from deeplab.evaluation.input_size import InferencePolicy
 from deeplab.errors import UserInputError
 
 log = logging.getLogger(__name__)
 Image = Tuple[str, np.ndarray]  # (name, uint8 [H, W, 3])
-CROP_ADVICE = ("leave --crop_size unset (the default holds the split's largest image), pass "
-               "a larger --crop_size, or pass --max_resize_value so that larger inputs are "
-               "resized")
+CROP_ADVICE = ("leave --crop_size unset (the default export takes any height and width), "
+               "pass a larger --crop_size, or pass --max_resize_value so that larger inputs "
+               "are resized")
 
 
 def exact_session_config() -> "tf.ConfigProto":
@@ -91,44 +93,43 @@ def split_images(dataset_dir: str, split: str, count: int) -> Tuple[List[Image],
   return [(name, img) for name, img, _ in examples], sizes
 
 
-def too_large(images: Sequence[Image], crop_size: Tuple[int, int],
-              model_cfg: ModelConfig) -> List[str]:
-  """Why each image cannot be served: without resize_to_range the graph pads, never shrinks."""
-  if model_cfg.min_resize_value or model_cfg.max_resize_value:
-    return []  # resized first: the graph's own check decides (reference_predictions says so)
+def too_large(images: Sequence[Image], policy: InferencePolicy) -> List[str]:
+  """Why each image cannot be served: only a fixed crop without resize_to_range refuses."""
+  if not policy.fixed or policy.model.min_resize_value or policy.model.max_resize_value:
+    return []  # own size serves anything; resized first: the graph's own check decides
+  crop = policy.crop_size
   return [f"image {name!r} is {img.shape[0]}x{img.shape[1]}, larger than the export crop "
-          f"{crop_size[0]}x{crop_size[1]}" for name, img in images
-          if img.shape[0] > crop_size[0] or img.shape[1] > crop_size[1]]
+          f"{crop[0]}x{crop[1]}" for name, img in images
+          if img.shape[0] > crop[0] or img.shape[1] > crop[1]]
 
 
-def reference_predictions(model_cfg: ModelConfig, crop_size: Tuple[int, int],
-                          scales: Sequence[float], add_flipped_images: bool,
-                          checkpoint_local: str, images: Sequence[Image]) -> List[np.ndarray]:
+def reference_predictions(policy: InferencePolicy, checkpoint_local: str,
+                          images: Sequence[Image]) -> List[np.ndarray]:
   """Evaluation-path predictions (variables from the checkpoint) at each image's size.
 
   Raises:
-    UserInputError: an image is larger than the crop after any resize (cannot be served).
+    UserInputError: an image is larger than a fixed crop after any resize (cannot be served).
   """
   graph = tf.Graph()
   with graph.as_default():
     image = tf.placeholder(tf.uint8, [None, None, 3])
-    resized_size, batch = eg.preprocess_single(image, model_cfg, crop_size)
-    labels, _ = inference.predict(batch, model_cfg, tuple(crop_size), scales, add_flipped_images)
-    valid = labels[:, :resized_size[0], :resized_size[1]]
-    labels_back = eg.resize_label_back(valid, tf.shape(image)[:2])
+    prepared, valid = inference.prepare(image, policy)
+    labels, _ = inference.predict(prepared[tf.newaxis], valid[tf.newaxis], policy)
+    labels_back = inference.restore_size(labels[0], valid, tf.shape(image)[:2])
     saver = inference.restore_saver()
     with tf.Session(graph=graph, config=exact_session_config()) as sess:
       inference.restore(saver, sess, checkpoint_local)
       out = []
       for name, img in images:
         try:
-          out.append(sess.run(labels_back, {image: img})[0])
-        except tf.errors.InvalidArgumentError as e:  # the preprocessing's size check
-          if "larger than" not in str(e):
+          out.append(sess.run(labels_back, {image: img}))
+        except tf.errors.InvalidArgumentError as e:  # the fixed crop's size check
+          if inference.TOO_LARGE not in str(e):
             raise
+          crop = policy.crop_size
           raise UserInputError(
               f"the export cannot serve image {name!r} ({img.shape[0]}x{img.shape[1]}): after "
-              f"any resize it is larger than the crop {crop_size[0]}x{crop_size[1]}; "
+              f"any resize it is larger than the crop {crop[0]}x{crop[1]}; "
               + CROP_ADVICE) from e
       return out
 
@@ -143,15 +144,28 @@ def frozen_predictions(graph_def, images: Sequence[Image]) -> List[np.ndarray]:
     return [sess.run(fetch, {feed: img[None]})[0] for _, img in images]
 
 
-def saved_model_predictions(export_dir: str, images: Sequence[Image]) -> List[np.ndarray]:
-  """Runs the SavedModel's serving_default signature (by its tensor names)."""
+def saved_model_predictions(export_dir: str, images: Sequence[Image],
+                            encoded: bool = False) -> List[np.ndarray]:
+  """Runs a SavedModel signature (by its tensor names): serving_default on the uint8 image,
+  or with `encoded` the bytes signature on the image's PNG encoding (lossless)."""
   graph = tf.Graph()
   with tf.Session(graph=graph, config=exact_session_config()) as sess:
     meta = tf.saved_model.loader.load(sess, [tf.saved_model.tag_constants.SERVING], export_dir)
-    sig = meta.signature_def["serving_default"]
-    feed = graph.get_tensor_by_name(sig.inputs[eg.SIGNATURE_INPUT].name)
+    key, name = ((eg.BYTES_SIGNATURE, eg.BYTES_INPUT) if encoded
+                 else ("serving_default", eg.SIGNATURE_INPUT))
+    sig = meta.signature_def[key]
+    feed = graph.get_tensor_by_name(sig.inputs[name].name)
     fetch = graph.get_tensor_by_name(sig.outputs["semantic_predictions"].name)
-    return [sess.run(fetch, {feed: img[None]})[0] for _, img in images]
+    return [sess.run(fetch, {feed: [png_bytes(img)] if encoded else img[None]})[0]
+            for _, img in images]
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+  import io
+  from PIL import Image as PILImage
+  buf = io.BytesIO()
+  PILImage.fromarray(image).save(buf, format="PNG")
+  return buf.getvalue()
 
 
 def _compare(ref: np.ndarray, got: np.ndarray) -> int:
@@ -162,33 +176,34 @@ def _compare(ref: np.ndarray, got: np.ndarray) -> int:
 
 
 def check_export(frozen_graph_path: str, saved_model_dir: str, checkpoint_local: str,
-                 model_cfg: ModelConfig, crop_size: Tuple[int, int], scales: Sequence[float],
-                 add_flipped_images: bool, images: Sequence[Image], source: str) -> dict:
-  """Compares both exported forms with the evaluation path on `images`.
+                 policy: InferencePolicy, images: Sequence[Image], source: str) -> dict:
+  """Compares every exported form with the evaluation path on `images`.
 
   Returns:
     {'passed': bool, 'source', 'num_images', 'images': [{name, height, width,
-    frozen_graph_differing_pixels, saved_model_differing_pixels}], 'failures': [str]}.
+    frozen_graph_differing_pixels, saved_model_differing_pixels,
+    saved_model_bytes_differing_pixels}], 'failures': [str]}.
 
   Raises:
-    UserInputError: an image is larger than the crop after any resize (cannot be served).
+    UserInputError: an image is larger than a fixed crop after any resize (cannot be served).
   """
-  ref = reference_predictions(model_cfg, crop_size, scales, add_flipped_images,
-                              checkpoint_local, images)
-  frozen = frozen_predictions(eg.read_frozen_graph(frozen_graph_path), images)
-  saved = saved_model_predictions(saved_model_dir, images)
+  ref = reference_predictions(policy, checkpoint_local, images)
+  forms = (("frozen graph", "frozen_graph_differing_pixels",
+            frozen_predictions(eg.read_frozen_graph(frozen_graph_path), images)),
+           ("SavedModel", "saved_model_differing_pixels",
+            saved_model_predictions(saved_model_dir, images)),
+           ("SavedModel's encoded-image signature", "saved_model_bytes_differing_pixels",
+            saved_model_predictions(saved_model_dir, images, encoded=True)))
   rows, failures = [], []
-  for (name, img), r, f, s in zip(images, ref, frozen, saved):
+  for i, ((name, img), r) in enumerate(zip(images, ref)):
     row = {"name": name, "height": int(img.shape[0]), "width": int(img.shape[1]),
-           "frozen_graph_differing_pixels": _compare(r, f),
-           "saved_model_differing_pixels": _compare(r, s),
            "classes_predicted": sorted(int(c) for c in np.unique(r))}
-    rows.append(row)
-    for form, key in (("frozen graph", "frozen_graph_differing_pixels"),
-                      ("SavedModel", "saved_model_differing_pixels")):
+    for form, key, got in forms:
+      row[key] = _compare(r, got[i])
       if row[key]:
         failures.append(f"image {name!r} ({row['height']}x{row['width']}): the {form} differs "
                         f"from the evaluation graph in {row[key]} of {r.size} pixels")
+    rows.append(row)
   for msg in failures:
     log.error("export self-check: %s", msg)
   log.info("export self-check on %d %s image(s): %s", len(rows), source,

@@ -1,4 +1,4 @@
-"""evaluate: the auto crop rule, a multi-scale + flip run through the CLI, no-checkpoint exit 2."""
+"""evaluate: each image at its own size, a multi-scale + flip run through the CLI, no-checkpoint exit 2."""
 
 import glob
 import json
@@ -27,23 +27,25 @@ def test_auto_crop_size_rule(size, stride, expected):
   assert run_config.auto_crop_size(size[0], size[1], stride) == expected
 
 
-def test_choose_crop_size_from_manifest_or_scan(tmp_path):
-  # The fitted crop, never below the original's 513x513 default.
+def test_each_image_is_padded_only_to_its_own_stride_multiple(tmp_path):
+  # Own size: 33x41 -> 33x49 and 530x20 -> 545x33 at output_stride 16 (16k+1, by hand),
+  # never the split's largest image nor the original's 513x513 floor.
+  from deeplab.compat import tf
   from deeplab.config import ModelConfig
+  from deeplab.evaluation import input_size
   data = kit.write_dataset(str(tmp_path / "d"), sizes=((33, 41), (530, 20)), manifest=False)
-  info = DatasetInfo(name="x", num_classes=3, ignore_label=255, splits_to_sizes={"val": 2})
-  cfg = ModelConfig(num_classes=3, output_stride=16)
-  assert eval_pass.choose_crop_size(info, "val", data, cfg) == (545, 513)  # scanned: 530x41
-  info2 = DatasetInfo(name="x", num_classes=3, ignore_label=255, splits_to_sizes={"val": 2},
-                      max_image_size={"val": (100, 600)})
-  assert eval_pass.choose_crop_size(info2, "val", data, cfg) == (513, 609)
-  info3 = DatasetInfo(name="x", num_classes=3, ignore_label=255, splits_to_sizes={"val": 2},
-                      max_image_size={"val": (100, 200)})
-  assert eval_pass.choose_crop_size(info3, "val", data, cfg) == (513, 513)
-  resized = ModelConfig(num_classes=3, output_stride=16, min_resize_value=50, max_resize_value=600)
-  assert eval_pass.choose_crop_size(info2, "val", data, resized) == (609, 609)
-  small = ModelConfig(num_classes=3, output_stride=16, min_resize_value=50, max_resize_value=60)
-  assert eval_pass.choose_crop_size(info2, "val", data, small) == (513, 513)
+  policy = input_size.make_policy(ModelConfig(num_classes=3, output_stride=16))
+  with tf.Graph().as_default():
+    ds = eval_pass.eval_dataset(data, "val", 1, policy, 255)
+    item = tf.data.make_one_shot_iterator(ds).get_next()
+    with tf.Session() as sess:
+      got = [sess.run(item) for _ in range(2)]
+  assert [g["image"].shape[1:3] for g in got] == [(33, 49), (545, 33)]
+  assert [tuple(g["valid_size"][0]) for g in got] == [(33, 41), (530, 20)]
+  assert [g["label"].shape[1:3] for g in got] == [(33, 41), (530, 20)]  # original size
+  # 4000x3000 with the default bound of 2049: resized into range (2049x1536), then padded.
+  assert policy.resized_size(4000, 3000) == (2049, 1536)
+  assert policy.padded_size(2049, 1536) == (2049, 1537)
 
 
 def test_evaluate_multiscale_flip_cli(tmp_path_factory, tmp_path):
@@ -58,7 +60,7 @@ def test_evaluate_multiscale_flip_cli(tmp_path_factory, tmp_path):
   m = json.loads((out / "metrics.json").read_text())
   assert m["checkpoint_step"] == 7 and m["checkpoint"] == ckpt
   assert m["model_source"].endswith("config.json")
-  assert m["eval_crop_size"] == [513, 513]  # 8*5+1 fits 37x41, raised to the 513 default
+  assert m["inference_size"] == "own_size" and m["eval_crop_size"] is None
   assert m["min_resize_value"] is None and m["keep_aspect_ratio"] is True  # as config.json
   assert m["eval_scales"] == [0.75, 1.0] and m["add_flipped_images"] is True
   assert m["dataset_fingerprint"] == "feedfacecafe0001" and m["num_images"] == 4
@@ -114,5 +116,5 @@ def test_crop_smaller_than_images_is_user_error(tmp_path_factory, tmp_path, caps
                                 f"--eval_logdir={tmp_path / 'e'}", "--eval_crop_size=17,17",
                                 "--num_overlays=0"])
   assert code == 2
-  assert "larger than the crop size" in capsys.readouterr().err
+  assert "larger than the fixed crop size" in capsys.readouterr().err
   assert not (tmp_path / "e" / "metrics.json").exists()

@@ -54,7 +54,7 @@ def test_export_result_and_files(exported):
   r = json.loads((out / "export_result.json").read_text())
   assert r["check"]["passed"] and r["check"]["num_images"] == 4
   assert all(i["frozen_graph_differing_pixels"] == 0 and i["saved_model_differing_pixels"] == 0
-             for i in r["check"]["images"])
+             and i["saved_model_bytes_differing_pixels"] == 0 for i in r["check"]["images"])
   assert any(len(i["classes_predicted"]) > 1 for i in r["check"]["images"])  # not a constant map
   assert r["model"]["output_stride"] == 8 and r["model"]["num_classes"] == 5
   assert r["model"]["decoder_output_stride"] == [4]
@@ -90,7 +90,9 @@ def test_export_reproduces_evaluation_predictions(exported):
   """Frozen graph on raw images == evaluate's own pipeline + graph (same crop) on the split."""
   data, ckpt, out, _ = exported
   cfg = load_train_config(open(os.path.join(os.path.dirname(ckpt), "config.json")).read())
-  graph = eval_pass.EvalGraph(data, "val", 1, cfg.model, kit.SHARED_CROP, (1.0,), False, 255)
+  from deeplab.evaluation import input_size
+  policy = input_size.make_policy(cfg.model, kit.SHARED_CROP)  # the export's --crop_size
+  graph = eval_pass.EvalGraph(data, "val", 1, policy, 255)
   evaluated = {}
   with graph.session(ckpt) as sess:
     while True:
@@ -205,28 +207,33 @@ def _model(**kw):
 
 def test_size_settings_default_explicit_and_recorded(tmp_path):
   from deeplab.evaluation import input_size
-  s = export.size_settings(_model(), None, None, None, None, None, None)
-  assert s["crop_size"] == (513, 513) and s["scales"] == (1.0,)  # the original's default
-  s = export.size_settings(_model(), None, None, None, None, None, lambda: (100, 120))
-  assert s["crop_size"] == (513, 513)  # fits the largest image, never below 513
-  s = export.size_settings(_model(), None, None, None, None, None, lambda: (1024, 2048))
-  assert s["crop_size"] == (1025, 2049)
-  s = export.size_settings(_model(), (65, 65), None, None, None, None, lambda: (1024, 2048))
-  assert s["crop_size"] == (65, 65) and s["crop_size_source"] == "--crop_size"
+  p = export.size_settings(_model(), None, None, None, None, None)["policy"]
+  assert not p.fixed and p.max_size == 2049 and p.scales == (1.0,)  # any size, the bound
+  p = export.size_settings(_model(max_resize_value=700), None, None, None, None, None)["policy"]
+  assert not p.fixed and p.max_size == 700  # the bound defaults to max_resize_value
+  s = export.size_settings(_model(), (65, 65), None, None, None, None)
+  assert s["policy"].crop_size == (65, 65) and s["source"] == "--crop_size"
   metrics = tmp_path / "metrics.json"
-  metrics.write_text(json.dumps(dict(
-      input_size.record((577, 641), _model(min_resize_value=300, max_resize_value=640,
-                                           resize_factor=16), (0.5, 1.0), True),
-      checkpoint="/r/model.ckpt-1", miou=0.5)))
-  s = export.size_settings(_model(), None, None, None, None, str(metrics), lambda: (9, 9))
-  assert s["crop_size"] == (577, 641) and s["scales"] == (0.5, 1.0) and s["add_flipped_images"]
-  assert (s["model"].min_resize_value, s["model"].max_resize_value,
-          s["model"].resize_factor) == (300, 640, 16)
-  # Explicit flags win; a different resize bound gets a crop of its own.
-  s = export.size_settings(_model(), None, [1.0], False, {"max_resize_value": 900},
-                           str(metrics), lambda: (9, 9))
-  assert s["crop_size"] == (913, 913) and s["scales"] == (1.0,) and not s["add_flipped_images"]
-  assert s["model"].max_resize_value == 900 and s["model"].min_resize_value == 300
+  recorded = input_size.make_policy(
+      _model(min_resize_value=300, max_resize_value=640, resize_factor=16), (577, 641),
+      scales=(0.5, 1.0), add_flipped_images=True)
+  metrics.write_text(json.dumps(dict(input_size.record(recorded), checkpoint="/r/model.ckpt-1",
+                                     miou=0.5)))
+  p = export.size_settings(_model(), None, None, None, None, str(metrics))["policy"]
+  assert p.crop_size == (577, 641) and p.scales == (0.5, 1.0) and p.add_flipped_images
+  assert (p.model.min_resize_value, p.model.max_resize_value, p.model.resize_factor) == (
+      300, 640, 16)
+  # Explicit flags win over the recorded policy.
+  p = export.size_settings(_model(), None, [1.0], False, {"max_resize_value": 900},
+                           str(metrics))["policy"]
+  assert p.crop_size == (577, 641) and p.scales == (1.0,) and not p.add_flipped_images
+  assert p.model.max_resize_value == 900 and p.model.min_resize_value == 300
+  # An own-size evaluation's bound is read back, 0 (no bound) included.
+  metrics.write_text(json.dumps(input_size.record(input_size.make_policy(_model(), None, 0))))
+  p = export.size_settings(_model(), None, None, None, None, str(metrics))["policy"]
+  assert not p.fixed and p.max_size == 0
+  p = export.size_settings(_model(), None, None, None, None, str(metrics), 1025)["policy"]
+  assert p.max_size == 1025
 
 
 def test_eval_metrics_json_without_size_settings_is_a_user_error(tmp_path):
@@ -234,9 +241,9 @@ def test_eval_metrics_json_without_size_settings_is_a_user_error(tmp_path):
   old = tmp_path / "metrics.json"
   old.write_text(json.dumps({"miou": 0.5, "eval_crop_size": [513, 513]}))
   with pytest.raises(UserInputError, match=r"metrics.json does not record.*max_resize_value"):
-    export.size_settings(_model(), None, None, None, None, str(old), None)
+    export.size_settings(_model(), None, None, None, None, str(old))
   with pytest.raises(UserInputError, match="does not exist"):
-    export.size_settings(_model(), None, None, None, None, str(tmp_path / "nope.json"), None)
+    export.size_settings(_model(), None, None, None, None, str(tmp_path / "nope.json"))
 
 
 def test_self_check_always_includes_the_tallest_and_the_widest_image():

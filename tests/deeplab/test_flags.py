@@ -22,8 +22,9 @@ _MOBILENET_V3_HEAD = {"aspp_with_squeeze_and_excitation", "decoder_use_sum_merge
                       "decoder_output_is_logits", "image_se_uses_qsigmoid",
                       "dense_prediction_cell_json"}
 ADDED = {"train": {"config_json"} | _MOBILENET_V3_HEAD,
-         "export": {"eval_metrics_json"} | _MOBILENET_V3_HEAD,
-         "evaluate": set(_MOBILENET_V3_HEAD), "vis": set(_MOBILENET_V3_HEAD)}
+         "export": {"eval_metrics_json", "inference_max_size"} | _MOBILENET_V3_HEAD,
+         "evaluate": {"inference_max_size"} | _MOBILENET_V3_HEAD,
+         "vis": {"inference_max_size"} | _MOBILENET_V3_HEAD}
 _KIND = {"string": "string", "integer": "int", "float": "float", "boolean": "bool",
          "enum": "string enum", "list": "comma separated list of strings",
          "multi_integer": "multi_int", "multi_float": "multi_float", "multi_string": "multi_string"}
