@@ -14,10 +14,11 @@ already finished (its server gone) therefore waits forever; filtered to the ps t
 a worker depends only on what it really uses. With the filter, `/job:worker` without a task
 index resolves to the worker's own devices, as the original's device strings expect.
 
-Exactly N steps with asynchronous replicas: every step first claims a number from a shared
-counter on the ps (`StepClaims`); a step whose claim is past training_number_of_steps runs with
-learning rate 0 and does not advance the global step. So the global step ends at exactly N
-(a retry resumes from the chief's checkpoint at a known step), whatever the replicas' race.
+Exactly N steps with asynchronous replicas: every step first takes a token from a queue on the
+ps that holds one token per remaining step (`StepTokens`); without a token it does nothing. So
+the global step ends at exactly N (a retry resumes from the chief's checkpoint at a known
+step), whatever the replicas' race. The queue lives only as long as its ps task: the group is
+always restarted as a whole (the launchers do), never the chief alone.
 """
 
 from __future__ import annotations
@@ -37,34 +38,31 @@ POLL_SECONDS = 0.5
 FINAL_STEP_WAIT_SECONDS = 60.0
 
 
-class StepClaims:
-  """A counter on the ps that hands out step numbers; claims past `total` change nothing.
+class StepTokens:
+  """One token per remaining step in a queue on the first ps task; a step runs only with one.
 
-  Not saved in checkpoints: the chief initialises it from the (restored) global step, and the
-  other workers wait until it is initialised, so a resumed run claims from where it stopped.
+  A shared counter does not do: a variable's assign_add hands back a reference that is read
+  later, after other replicas' increments (two replicas then see the same claim). Dequeuing is
+  atomic: each token goes to exactly one step, so the global step ends at exactly N. The chief
+  fills the queue from the (restored) global step and closes it; once it is empty, a dequeue
+  fails with OutOfRangeError and the replica stops. Not part of any checkpoint.
   """
 
-  def __init__(self, global_step, total: int, device):
-    with tf.device(device):
-      self.counter = tf.Variable(tf.identity(global_step), trainable=False, name="step_claims",
-                                 collections=[tf.GraphKeys.GLOBAL_VARIABLES])
-    self._global_step = global_step
-    self.claim = tf.assign_add(self.counter, tf.constant(1, self.counter.dtype.base_dtype),
-                               use_locking=True, name="claim_step")
-    self.accepted = tf.less_equal(self.claim, total, name="step_accepted")
+  SHARED_NAME = "deeplab_step_tokens"
 
-  def owns(self, variable) -> bool:
-    return variable is self.counter
+  def __init__(self, global_step, total: int, ps_device: str):
+    with tf.device(ps_device):
+      self.queue = tf.FIFOQueue(total, [tf.int64], shapes=[[]], shared_name=self.SHARED_NAME,
+                                name="step_tokens")
+      first = tf.cast(global_step, tf.int64) + 1
+      self.fill = self.queue.enqueue_many([tf.range(first, total + 1, dtype=tf.int64)])
+      self.close = self.queue.close()
+      self.token = self.queue.dequeue(name="step_token")
 
-  def gate(self, learning_rate):
-    """The learning rate for this step: 0 when its claim is past the end."""
-    return learning_rate * tf.cast(self.accepted, learning_rate.dtype)
-
-  def advance(self):
-    """Adds 1 to the global step for an accepted claim (0 otherwise); the new global step."""
-    return tf.assign_add(self._global_step,
-                         tf.cast(self.accepted, self._global_step.dtype.base_dtype),
-                         use_locking=True, name="advance_global_step")
+  def start(self, sess) -> None:
+    """The chief, after initialising or restoring: one token per step still to train."""
+    sess.run(self.fill)
+    sess.run(self.close)
 
 
 def server_config(deploy: deployment.DeploymentConfig, task: TaskSpec) -> "tf.ConfigProto":

@@ -3,7 +3,7 @@
 It builds the chief's graph (the same code, so the variables land on the same ps tasks), waits
 until the chief has initialised or restored them, waits for its start (`--startup_delay_steps`,
 as the original: worker i begins at global step i * startup_delay_steps) and then runs its
-clones until its step claims pass training_number_of_steps. Checkpoints, summaries, config.json
+clones until the step tokens run out. Checkpoints, summaries, config.json
 and the result are the chief's alone (deeplab.training.distributed).
 """
 
@@ -28,7 +28,7 @@ log = logging.getLogger("deeplab.train")
 
 def run_worker(cfg: config_lib.TrainConfig, ignore_label: int, input_fn: Optional[trainer.InputFn],
                task: TaskSpec, num_gpus: Optional[int], startup_delay_steps: int) -> dict:
-  """Trains as worker `task` (not the chief) until the run's last step is claimed.
+  """Trains as worker `task` (not the chief) until no step token is left.
 
   Returns:
     {"task": ..., "final_step": ..., "steps": ...}: what this worker did (not written anywhere).
@@ -63,15 +63,16 @@ def run_worker(cfg: config_lib.TrainConfig, ignore_label: int, input_fn: Optiona
       raise SystemExit(EXIT_TERMINATED)
     window_start, window_steps = time.time(), 0
     while not signals["stop"]:
-      loss, step, claim = sess.run([g.train_op, g.step_after, g.claims.claim])
+      try:
+        loss, step = sess.run([g.train_op, g.step_number])
+      except tf.errors.OutOfRangeError:
+        break  # no step token left: the run's steps are all taken
       steps += 1
       window_steps += 1
       if not np.isfinite(loss):
         raise NonFiniteLossError(
             f"the training loss became {loss} at step {step} on {task}; see the chief's log "
             "for the likely causes (labels, learning rate, initial checkpoint)")
-      if claim >= total:
-        break
       if steps % cfg.log_steps == 0:
         now = time.time()
         log.info("%s: step %d/%d, loss %.4f, %.2f images/s", task, step, total, loss,

@@ -135,9 +135,9 @@ class _Graph:
       tf.set_random_seed(cfg.seed)
     with tf.device(deploy.variables_device()):
       self.global_step = tf.train.get_or_create_global_step()
-    # Replicas claim steps so that asynchronous training still ends at exactly N (distributed).
-    self.claims = (distributed.StepClaims(self.global_step, cfg.training_number_of_steps,
-                                          deploy.variables_device())
+    # Replicas take step tokens so that asynchronous training ends at exactly N (distributed).
+    self.tokens = (distributed.StepTokens(self.global_step, cfg.training_number_of_steps,
+                                          deploy.ps_device + "/task:0/device:CPU:0")
                    if deploy.num_ps_tasks > 0 else None)
     with tf.device(deploy.inputs_device()):
       dataset = input_fn(cfg.clone_batch_size * deploy.num_clones)
@@ -149,34 +149,25 @@ class _Graph:
     update_ops = deployment.first_clone_update_ops(deploy, self.clones)
     with tf.device(deploy.optimizer_device()):
       self.learning_rate = learning_rate.learning_rate_from_config(cfg, self.global_step)
-      if cfg.optimizer == "adam":  # As the original, Adam ignores the schedule.
-        self.learning_rate = tf.constant(cfg.adam_learning_rate, name="learning_rate")
-      # A step claimed past the end changes no weight (learning rate 0); see StepClaims.
-      rate = self.claims.gate(self.learning_rate) if self.claims else self.learning_rate
       if cfg.optimizer == "momentum":
-        optimizer = tf.train.MomentumOptimizer(rate, cfg.momentum)
-      else:
-        optimizer = tf.train.AdamOptimizer(rate if self.claims else cfg.adam_learning_rate,
-                                           epsilon=cfg.adam_epsilon)
+        optimizer = tf.train.MomentumOptimizer(self.learning_rate, cfg.momentum)
+      else:  # As the original, Adam ignores the schedule.
+        self.learning_rate = tf.constant(cfg.adam_learning_rate, name="learning_rate")
+        optimizer = tf.train.AdamOptimizer(cfg.adam_learning_rate, epsilon=cfg.adam_epsilon)
     with tf.device(deploy.variables_device()):
       self.total_loss, grads_and_vars = deployment.optimize_clones(self.clones, optimizer)
       last_layers = train_utils.extra_layer_scopes(cfg.last_layers_contain_logits_only)
       multipliers = train_utils.get_model_gradient_multipliers(
           last_layers, cfg.last_layer_gradient_multiplier)
       grads_and_vars = train_utils.multiply_gradients(grads_and_vars, multipliers)
-      if self.claims:
-        apply_op = optimizer.apply_gradients(grads_and_vars)
-        update_ops.append(apply_op)
-        with tf.control_dependencies([tf.group(*update_ops)]):
-          self.step_after = self.claims.advance()
-        with tf.control_dependencies([self.step_after]):
-          self.train_op = tf.identity(self.total_loss, name="train_op")
-      else:
+      # A step without a token (distributed, past the end) fails before it applies anything.
+      with tf.control_dependencies([self.tokens.token] if self.tokens else []):
         apply_op = optimizer.apply_gradients(grads_and_vars, global_step=self.global_step)
-        update_ops.append(apply_op)
-        with tf.control_dependencies([tf.group(*update_ops)]):
-          self.train_op = tf.identity(self.total_loss, name="train_op")
-        self.step_after = self.global_step
+      update_ops.append(apply_op)
+      with tf.control_dependencies([tf.group(*update_ops)]):
+        self.train_op = tf.identity(self.total_loss, name="train_op")
+      # This step's number: its token (unique), or the global step in one process.
+      self.step_number = self.tokens.token if self.tokens else self.global_step
     first = self.clones[0].outputs
     images = labels = predictions = None
     if cfg.save_summaries_images:
@@ -188,7 +179,7 @@ class _Graph:
       self.summary_op = train_utils.add_model_summaries(
           first_scope, self.learning_rate, self.total_loss, images, labels, predictions,
           cfg.model.num_classes)
-    saved = [v for v in tf.global_variables() if not (self.claims and self.claims.owns(v))]
+    saved = tf.global_variables()
     with tf.device(deploy.optimizer_device()):  # the chief writes its checkpoints itself
       self.saver = tf.train.Saver(saved, max_to_keep=cfg.max_to_keep, save_relative_paths=True)
     self.init_op = tf.group(tf.variables_initializer(saved), tf.local_variables_initializer())
@@ -363,8 +354,8 @@ def _train(cfg, ignore_label, input_fn, logdir: TrainLogdir, num_gpus, start_tim
       start_step = checkpoint_step(resume) or 0
     elif init_fn is not None:
       init_fn(sess)
-    if g.claims:  # after the restore: claims continue from the resumed step
-      sess.run(g.claims.counter.initializer)
+    if g.tokens:  # after the restore: the tokens count from the resumed step
+      g.tokens.start(sess)
     return _loop(cfg, sess, g, writer, logdir, resume, start_step, start_time, ignore_label)
   finally:
     writer.close()
@@ -416,14 +407,18 @@ def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step,
     while step < total and not signals["stop"]:
       want_summary = (cfg.save_summaries_secs > 0 and
                       time.time() - last_summary >= cfg.save_summaries_secs)
-      fetches = [g.train_op, g.learning_rate, g.step_after, g.claims.claim if g.claims
-                 else g.step_after]
+      fetches = [g.train_op, g.learning_rate, g.step_number]
       if want_summary:
         fetches.append(g.summary_op)
       t0 = time.time()
-      out = sess.run(fetches)
+      try:
+        out = sess.run(fetches)
+      except tf.errors.OutOfRangeError:
+        if not g.tokens:
+          raise
+        break  # no token left: the other replicas are running the last steps
       dt = time.time() - t0
-      loss, lr, step, claim = float(out[0]), float(out[1]), int(out[2]), int(out[3])
+      loss, lr, step = float(out[0]), float(out[1]), int(out[2])
       if not np.isfinite(loss):
         raise NonFiniteLossError(
             f"the training loss became {loss} at step {step} (learning rate {lr:.6g}). Likely "
@@ -433,7 +428,7 @@ def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step,
             "size (lower --base_learning_rate or add --slow_start_step); a broken initial "
             f"checkpoint. Last good checkpoint: {logdir.uri_of(prefix) if prefix else 'none'}")
       if want_summary:
-        writer.add_summary(out[4], step)
+        writer.add_summary(out[3], step)
         last_summary = time.time()
       # The first run of each fetch set optimises the graph (seconds): keep the first two
       # steps and the summary steps out of the rate, unless nothing else is timed.
@@ -453,9 +448,7 @@ def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step,
       if (due_steps or due_time) and step < total:
         prefix = save(step)
         last_save, last_save_step = time.time(), step
-      if claim >= total:  # this replica's last step (the others finish theirs)
-        break
-    if g.claims and not signals["stop"]:
+    if g.tokens and not signals["stop"]:
       step = distributed.wait_for_final_step(sess, g.global_step, total, max(
           distributed.FINAL_STEP_WAIT_SECONDS, 10 * max(timed + warmup, default=0)))
     if prefix is None or checkpoint_step(prefix) != step:

@@ -17,7 +17,7 @@ import datetime
 from typing import Any, Mapping, Optional, Sequence
 
 from operators import settings as settings_mod
-from operators.launchers.base import JobResult, Launcher
+from operators.launchers.base import ClusterShape, JobResult, Launcher
 
 # The XCom sidecar pushes whatever the base container leaves here (KPO do_xcom_push).
 XCOM_RESULT_PATH = "/airflow/xcom/return.json"
@@ -114,14 +114,15 @@ class KubernetesLauncher(Launcher):
     return self.build_pod_operator(argv, num_gpus=num_gpus).build_pod_request_obj(
         context, dry_run=True)
 
-  def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0) -> JobResult:
+  def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0,
+          cluster: Optional[ClusterShape] = None) -> JobResult:
     """Creates (or, durable, re-attaches to) the pod; raises TaskDeferred when deferrable."""
     self._pod_operator = op = self.build_pod_operator(
         argv, num_gpus=num_gpus, execution_timeout=_task_timeout(context))
     return self._job_result(op, lambda: op.execute(context))
 
   def resume(self, argv: Sequence[str], event: Mapping[str, Any], *, context: Any = None,
-             num_gpus: int = 0) -> JobResult:
+             num_gpus: int = 0, cluster: Optional[ClusterShape] = None) -> JobResult:
     """After the triggerer's event: logs, XCom, cleanup and the exit code, as KPO does."""
     self._pod_operator = op = self.build_pod_operator(
         argv, num_gpus=num_gpus, execution_timeout=_task_timeout(context))

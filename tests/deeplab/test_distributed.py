@@ -6,42 +6,33 @@ from deeplab.compat import tf
 from deeplab.training import distributed
 
 
-def test_claims_past_the_end_change_neither_the_step_nor_the_weights():
-  total, runs = 3, 6
+def test_steps_without_a_token_change_neither_the_step_nor_the_weights():
+  total, resumed_at = 4, 1
   with tf.Graph().as_default():
     global_step = tf.train.get_or_create_global_step()
-    claims = distributed.StepClaims(global_step, total, "/device:CPU:0")
+    tokens = distributed.StepTokens(global_step, total, "/device:CPU:0")
     w = tf.Variable([1.0, -2.0], name="w")
-    loss = tf.reduce_sum(tf.square(w))
-    optimizer = tf.train.MomentumOptimizer(claims.gate(tf.constant(0.1)), 0.9)
-    apply_op = optimizer.apply_gradients(optimizer.compute_gradients(loss))
-    with tf.control_dependencies([apply_op]):
-      step_after = claims.advance()
+    optimizer = tf.train.MomentumOptimizer(0.1, 0.9)
+    with tf.control_dependencies([tokens.token]):
+      train = optimizer.minimize(tf.reduce_sum(tf.square(w)), global_step=global_step)
     with tf.Session() as sess:
-      sess.run([v.initializer for v in tf.global_variables() if not claims.owns(v)])
-      sess.run(claims.counter.initializer)
-      seen = [sess.run([step_after, claims.claim]) for _ in range(runs)]
+      sess.run(tf.global_variables_initializer())
+      sess.run(global_step.assign(resumed_at))  # what a restore leaves
+      tokens.start(sess)
+      taken, refused = [], 0
+      for _ in range(6):
+        try:
+          taken.append(sess.run([train, tokens.token])[1])
+        except tf.errors.OutOfRangeError:
+          refused += 1
       final_w, final_step = sess.run([w, global_step])
-  # Independent of the graph: plain momentum SGD for `total` steps from w0.
+  # Independent of the graph: plain momentum SGD for the 3 remaining steps from w0.
   w_ref, accum = np.array([1.0, -2.0]), np.zeros(2)
-  for _ in range(total):
+  for _ in range(total - resumed_at):
     accum = 0.9 * accum + 2 * w_ref
     w_ref = w_ref - 0.1 * accum
-  assert final_step == total
-  assert [s for s, _ in seen] == [1, 2, 3, 3, 3, 3]
-  assert [c for _, c in seen] == [1, 2, 3, 4, 5, 6]
+  assert (taken, refused, final_step) == ([2, 3, 4], 3, total)
   np.testing.assert_allclose(final_w, w_ref, rtol=1e-6)
-
-
-def test_claims_resume_from_the_restored_global_step():
-  with tf.Graph().as_default():
-    global_step = tf.train.get_or_create_global_step()
-    claims = distributed.StepClaims(global_step, 10, "/device:CPU:0")
-    with tf.Session() as sess:
-      sess.run(global_step.initializer)
-      sess.run(global_step.assign(7))  # what a restore leaves
-      sess.run(claims.counter.initializer)
-      assert sess.run([claims.claim, claims.advance()]) == [8, 8]
 
 
 def _graph_variables(task):
@@ -61,6 +52,8 @@ def _graph_variables(task):
   with tf.Graph().as_default():
     g = trainer._Graph(cfg, 255, input_fn, trainer.deployment_config(cfg, 0, task))
     saved = {v.op.name for v in g.saver._var_list}  # what the checkpoints hold
+    if task:
+      assert g.tokens.queue.queue_ref.device == "/job:ps/task:0/device:CPU:0"
     return {v.op.name: v.device for v in tf.global_variables()}, saved
 
 
@@ -73,4 +66,4 @@ def test_replica_graph_puts_every_variable_on_the_ps_tasks_and_saves_what_one_pr
   assert not any("job" in d for d in single_devices.values())
   # The checkpoint of a cluster run reads like a one-process run's (evaluate, export).
   assert saved == single_saved == set(single_devices)
-  assert set(devices) == set(single_devices) | {"step_claims"}
+  assert set(devices) == set(single_devices)
