@@ -81,10 +81,31 @@ def tf_config(ps_hosts, worker_hosts, job_name: str, task_index: int) -> str:
                      "task": {"type": job_name, "index": int(task_index)}}, sort_keys=True)
 
 
-def _from_tf_config(text: str) -> tuple:
-  """(ps_hosts, worker_hosts, job_name, task_index) of a TF_CONFIG value."""
+# Set by Kubernetes in every pod of an Indexed Job: the pod's index.
+JOB_INDEX_ENV = "JOB_COMPLETION_INDEX"
+
+
+def task_of_index(num_ps_tasks: int, index: int) -> dict:
+  """The TF_CONFIG task of pod `index` of an Indexed Job: ps tasks first, then the workers."""
+  if index < num_ps_tasks:
+    return {"type": PS_JOB, "index": index}
+  return {"type": WORKER_JOB, "index": index - num_ps_tasks}
+
+
+def _from_tf_config(text: str, job_index: Optional[str] = None) -> tuple:
+  """(ps_hosts, worker_hosts, job_name, task_index) of a TF_CONFIG value.
+
+  A TF_CONFIG without a task index (one value for many pods) takes it from the pod's
+  JOB_COMPLETION_INDEX: with a task type (a JobSet's replicated job), the index in that job;
+  without one (a single Indexed Job), ps tasks first, then the workers (`task_of_index`).
+  """
   try:
     data = json.loads(text)
+    task = data.get("task") or {}
+    if "index" not in task and job_index is not None and str(job_index).isdigit():
+      # One value for many pods: a JobSet's replicated job gives the type, its pods the index.
+      data["task"] = ({**task, "index": int(job_index)} if "type" in task else
+                      task_of_index(len(data["cluster"].get(PS_JOB) or ()), int(job_index)))
     cluster, task = data["cluster"], data["task"]
     job, index = task["type"], task["index"]
   except (ValueError, TypeError, KeyError) as e:
@@ -123,7 +144,8 @@ def resolve_task(flags: ClusterFlags, num_replicas: int, num_ps_tasks: int,
     ps, workers, job, index = flags.ps_hosts, flags.worker_hosts, flags.job_name, flags.task
     source = "--ps_hosts/--worker_hosts"
   elif environ.get(TF_CONFIG_ENV):
-    ps, workers, job, index = _from_tf_config(environ[TF_CONFIG_ENV])
+    ps, workers, job, index = _from_tf_config(environ[TF_CONFIG_ENV],
+                                              environ.get(JOB_INDEX_ENV))
     source = TF_CONFIG_ENV
   else:
     raise ConfigError(

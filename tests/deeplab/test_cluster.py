@@ -70,3 +70,16 @@ def test_replicas_without_parameter_servers_are_refused_by_the_configuration():
   assert TrainConfig(num_ps_tasks=2).problems() == []  # one worker, variables on 2 ps
   problems = TrainConfig(num_replicas=2).problems()
   assert len(problems) == 1 and "num_ps_tasks >= 1" in problems[0]
+
+
+def test_an_indexed_job_pod_takes_its_task_from_its_index():
+  shared = json.dumps({"cluster": {"ps": PS, "worker": WORKERS}})  # the same for every pod
+  tasks = [resolve_task(ClusterFlags(), 2, 1, {"TF_CONFIG": shared, "JOB_COMPLETION_INDEX": i})
+           for i in ("0", "1", "2")]
+  assert [(t.job_name, t.task_index) for t in tasks] == [("ps", 0), ("worker", 0), ("worker", 1)]
+
+
+def test_a_jobset_pod_takes_its_type_from_its_replicated_job_and_its_index_from_the_pod():
+  shared = json.dumps({"cluster": {"ps": PS, "worker": WORKERS}, "task": {"type": "worker"}})
+  task = resolve_task(ClusterFlags(), 2, 1, {"TF_CONFIG": shared, "JOB_COMPLETION_INDEX": "1"})
+  assert (task.job_name, task.task_index) == ("worker", 1)
