@@ -98,3 +98,17 @@ def test_a_sigkilled_supervisor_leaves_no_task_of_the_group_within_5_s(tmp_path)
     assert _gone(pids, timeout=5.0) == []
   finally:
     sup.kill()
+
+
+def test_the_train_operator_hands_a_group_to_the_launcher_and_leaves_one_process_alone():
+  import pytest
+  from operators import DeepLabTrainOperator
+  single = DeepLabTrainOperator(task_id="t1", dataset_dir="/d", train_logdir="/l")
+  assert single.launch_options() == {}
+  assert "num_replicas" not in single.command_flags()
+  group = DeepLabTrainOperator(task_id="t2", dataset_dir="/d", train_logdir="/l",
+                               num_replicas=2, num_ps_tasks=1)
+  assert group.launch_options() == {"cluster": SHAPE}
+  assert (group.command_flags()["num_replicas"], group.command_flags()["num_ps_tasks"]) == (2, 1)
+  with pytest.raises(ValueError, match="num_ps_tasks"):
+    DeepLabTrainOperator(task_id="t3", dataset_dir="/d", train_logdir="/l", num_ps_tasks=-1)
