@@ -53,7 +53,7 @@ class LocalLauncher(Launcher):
     self.job_guard = JOB_GUARD
     self.tail_lines = TAIL_LINES
     self._proc: Optional[subprocess.Popen] = None
-    self._group: list = []  # the tasks' guards of a group job (local_group)
+    self._group: list = []  # (job, guard process) of each task of a group job (local_group)
 
   def _child_env(self) -> dict:
     env = dict(os.environ if self.env is None else self.env)
@@ -147,12 +147,7 @@ class LocalLauncher(Launcher):
     """SIGTERM to the whole process group, SIGKILL after the grace period."""
     if self._group:
       from operators.launchers import local_group
-
-      def reap():
-        for p in self._group:
-          p.poll()
-      local_group.stop_groups([p.pid for p in self._group], self.kill_grace_seconds, reap,
-                              self.log)
+      local_group.stop_all(self._group, self.kill_grace_seconds, self.log)
       return
     proc = self._proc
     if proc is None:

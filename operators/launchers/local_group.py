@@ -27,7 +27,7 @@ import tempfile
 import time
 from typing import Any, Optional, Sequence
 
-from deeplab.config.cluster import TF_CONFIG_ENV, WORKER_JOB, tf_config
+from deeplab.config.cluster import PS_JOB, TF_CONFIG_ENV, WORKER_JOB, tf_config
 from operators.launchers import job_record
 from operators.launchers.base import ClusterShape, JobResult, task_name
 from operators.launchers.processes import group_members
@@ -93,7 +93,7 @@ def run_group(launcher, argv: Sequence[str], cluster: ClusterShape, context: Any
             start_new_session=True)
         members.append(_Member(name, job, index, proc,
                                collections.deque(maxlen=launcher.tail_lines)))
-        launcher._group = [m.proc for m in members]  # noqa: SLF001 - kill() reaches them all
+        launcher._group = [(m.job, m.proc) for m in members]  # noqa: SLF001 - for kill()
       job_record.record(context, [m.proc.pid for m in members], log)
       ender = _watch(members, log)
     finally:
@@ -171,6 +171,19 @@ def _outcome(ender: _Member, members: list, result_path: pathlib.Path, log) -> J
   return JobResult(exit_code=code, tail=tail, result=result)
 
 
+def stop_all(group: Sequence[tuple], grace_seconds: float, log) -> None:
+  """Stops the workers first, then the ps tasks: a chief stopped by SIGTERM saves a checkpoint,
+  which needs the variables on the ps (a ps stopped at the same time leaves it waiting)."""
+  procs = [proc for _, proc in group]
+
+  def reap():
+    for proc in procs:
+      proc.poll()
+  for ps_tasks in (False, True):
+    stop_groups([proc.pid for job, proc in group if (job == PS_JOB) == ps_tasks],
+                grace_seconds, reap, log)
+
+
 def stop_groups(pgids: Sequence[int], grace_seconds: float, reap, log) -> None:
   """SIGTERM to every process group at once, SIGKILL to what is left after the grace period."""
   live = [p for p in pgids if group_members(p)]
@@ -196,4 +209,8 @@ def stop_groups(pgids: Sequence[int], grace_seconds: float, reap, log) -> None:
       os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
       pass
-  reap()
+  deadline = time.monotonic() + 5.0  # SIGKILL is not instant: wait until the kernel is done
+  while live and time.monotonic() < deadline:
+    reap()
+    live = [p for p in live if group_members(p)]
+    time.sleep(0.05)

@@ -17,7 +17,8 @@ from operators.launchers.local import LocalLauncher
 from operators.launchers.processes import group_members
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEPS = 60  # ~0.1 s a step here: room for the kill (at the chief's step 3) to land mid-run
+STEPS = 60  # ~0.1 s a step here: room for the kill (after the
+# chief's first checkpoint, at step 5) to land mid-run
 
 
 class _Lines(logging.Handler):
@@ -55,8 +56,8 @@ def _launcher(name):
   log.setLevel(logging.INFO)
   lines = _Lines()
   log.addHandler(lines)
-  os.environ["CUDA_VISIBLE_DEVICES"] = ""
-  return LocalLauncher(log=log, kill_grace_seconds=20.0), lines
+  env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+  return LocalLauncher(log=log, kill_grace_seconds=20.0, env=env), lines
 
 
 def _job_of(guard_pid):
@@ -78,17 +79,18 @@ def test_worker_sigkilled_mid_run_then_retry_ends_at_exactly_n_steps(dataset, tm
   victim = None
   while victim is None:
     assert time.monotonic() < deadline and thread.is_alive(), "\n".join(lines.lines[-30:])
-    chief_at = [int(m.group(1)) for m in (re.search(r"\[worker-0\] .* step (\d+)/", line)
-                                          for line in lines.lines) if m]
-    if chief_at and max(chief_at) >= 3:
-      victim = _job_of(launcher._group[2].pid)  # tasks start ps-0, worker-0, worker-1
+    # Once the chief has saved a checkpoint mid-run (every 5 steps), so the retry can resume.
+    saved = [int(m.group(1)) for m in (re.search(r"\[worker-0\] .*saved checkpoint .*-(\d+)$",
+                                                 line) for line in lines.lines) if m]
+    if saved and max(saved) < STEPS:
+      victim = _job_of(launcher._group[2][1].pid)  # tasks start ps-0, worker-0, worker-1
     time.sleep(0.2)
   os.kill(victim, signal.SIGKILL)
   thread.join(timeout=60)
   first = out["result"]
   assert first.exit_code == -signal.SIGKILL, first.tail
   assert "worker-1" in first.tail[0]
-  assert all(not group_members(p.pid) for p in launcher._group)  # nothing of the group is left
+  assert all(not group_members(p.pid) for _, p in launcher._group)  # nothing of the group is left
   assert not (logdir / "train_result.json").exists()
 
   retry, retry_lines = _launcher("retry")
@@ -100,4 +102,4 @@ def test_worker_sigkilled_mid_run_then_retry_ends_at_exactly_n_steps(dataset, tm
   from deeplab.compat import tf
   reader = tf.train.load_checkpoint(str(logdir / f"model.ckpt-{STEPS}"))
   assert reader.get_tensor("global_step") == STEPS
-  assert all(not group_members(p.pid) for p in retry._group)
+  assert all(not group_members(p.pid) for _, p in retry._group)
