@@ -2,20 +2,25 @@
 
 With `--config_json` (what the DAG passes) the run's resolved configuration is the base and any
 flag given explicitly overrides it, each override logged. Without it, the original command
-lines run unchanged: every flag keeps the original name and default. Flags of the original's
-distributed mode (--master, --task, --startup_delay_steps) are accepted and ignored;
---num_replicas > 1 and --num_ps_tasks > 0 are rejected (one multi-clone worker per job).
+lines run unchanged: every flag keeps the original name and default.
+
+The original's distributed mode works too: with --num_replicas > 1 or --num_ps_tasks > 0 this
+process is one task of a ps/worker cluster given by TF_CONFIG or --ps_hosts/--worker_hosts
+(deeplab.config.cluster, deeplab.training.distributed). Only the chief (worker 0) holds the
+train_logdir's lease and writes there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Optional
 
 from deeplab import storage
 from deeplab.cli_flags import ParsedFlags
 from deeplab.config import ModelConfig, TrainConfig, load_train_config
+from deeplab.config.cluster import ClusterFlags, TaskSpec, resolve_task
 from deeplab.config.commands import IgnoredTrainFlags, TrainJobFlags
 from deeplab.config.fields import flag_fields
 from deeplab.config.io import from_dict, raise_problems, to_dict
@@ -65,14 +70,36 @@ def with_dataset_classes(cfg: TrainConfig, num_classes: int, dataset_dir: str) -
   return cfg
 
 
-def output_folder(parsed: ParsedFlags) -> Optional[str]:
-  """The train_logdir (a flag, or the --config_json's); the CLI holds its lease."""
-  if parsed.values["train_logdir"]:
-    return parsed.values["train_logdir"]
+def _base_config(parsed: ParsedFlags, quiet: bool = False) -> Optional[TrainConfig]:
+  """The --config_json's configuration, or None without one."""
   uri = parsed.values["config_json"]
-  if uri and storage.exists(uri):
-    return load_train_config(storage.read_text(uri), source=uri).train_logdir
-  return None
+  if not uri:
+    return None
+  if not storage.exists(uri):
+    raise UserInputError(f"--config_json {uri} does not exist; pass the run's "
+                         "config.json (runs/<run_id>/config.json)")
+  if not quiet:
+    log.info("configuration from %s", uri)
+  return load_train_config(storage.read_text(uri), source=uri)
+
+
+def this_task(parsed: ParsedFlags, cfg: TrainConfig) -> Optional[TaskSpec]:
+  """This process's task of the cluster, or None when training runs in one process."""
+  return resolve_task(parsed.settings(ClusterFlags), cfg.num_replicas, cfg.num_ps_tasks,
+                      os.environ)
+
+
+def output_folder(parsed: ParsedFlags) -> Optional[str]:
+  """The train_logdir (a flag, or the --config_json's) that the CLI leases; None for a ps task
+  or a non-chief worker, which never write there (the chief holds the lease for the group)."""
+  try:
+    cfg = config_from_flags(parsed, _base_config(parsed, quiet=True))
+    task = this_task(parsed, cfg)
+  except UserInputError:
+    return parsed.values["train_logdir"]  # main() reports the problem
+  if task is not None and not task.is_chief:
+    return None
+  return cfg.train_logdir
 
 
 def main(parsed: ParsedFlags) -> int:
@@ -82,14 +109,16 @@ def main(parsed: ParsedFlags) -> int:
   if ignored.profile_logdir:
     log.warning("--profile_logdir is not supported and is ignored")
   job = parsed.settings(TrainJobFlags)
-  base = None
-  if job.config_json:
-    if not storage.exists(job.config_json):
-      raise UserInputError(f"--config_json {job.config_json} does not exist; pass the run's "
-                           "config.json (runs/<run_id>/config.json)")
-    base = load_train_config(storage.read_text(job.config_json), source=job.config_json)
-    log.info("configuration from %s", job.config_json)
-  cfg = config_from_flags(parsed, base)
+  cluster_flags = parsed.settings(ClusterFlags)
+  if cluster_flags.master:
+    log.warning("--master=%s is not used: each task runs its own server (TF_CONFIG or "
+                "--ps_hosts/--worker_hosts describe the cluster)", cluster_flags.master)
+  cfg = config_from_flags(parsed, _base_config(parsed)).validate()  # num_classes may be None
+  task = this_task(parsed, cfg)
+  if task is not None and task.is_ps:
+    from deeplab.training import distributed
+    distributed.serve_ps(task)  # until the launcher stops the group
+    return 0
   missing = [n for n in ("dataset_dir", "train_logdir") if not getattr(cfg, n)]
   if missing:
     raise UserInputError("missing required setting(s): " + ", ".join("--" + n for n in missing)
@@ -103,5 +132,11 @@ def main(parsed: ParsedFlags) -> int:
 
   from deeplab.training import trainer
 
-  trainer.train(cfg, ignore_label=info.ignore_label, result_json=job.result_json)
+  if task is not None:
+    log.info("training as %s of %d worker(s) and %d ps task(s)", task, cfg.num_replicas,
+             cfg.num_ps_tasks)
+  chief = task is None or task.is_chief
+  trainer.train(cfg, ignore_label=info.ignore_label,
+                result_json=job.result_json if chief else None, task=task,
+                startup_delay_steps=cluster_flags.startup_delay_steps)
   return 0

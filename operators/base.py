@@ -53,12 +53,16 @@ class DeepLabCommandOperator(BaseOperator):
     """GPUs the job asks for when it runs on Kubernetes."""
     return 1
 
+  def launch_options(self) -> dict:
+    """Extra launcher arguments (the training cluster's shape)."""
+    return {}
+
   def execute(self, context) -> dict:
     if self.skip_reason and str(self.skip_reason).strip() not in ("", "None"):
       self.log.info("Skipping: %s", self.skip_reason)
       raise AirflowSkipException(str(self.skip_reason))
     return self._run_job(lambda launcher, argv: launcher.run(
-        argv, context=context, num_gpus=self.num_gpus()))
+        argv, context=context, num_gpus=self.num_gpus(), **self.launch_options()))
 
   def execute_complete(self, context, event: Mapping[str, Any], **kwargs) -> dict:
     """Resumes on a worker once the triggerer saw the job end (deferrable launchers).
@@ -66,7 +70,7 @@ class DeepLabCommandOperator(BaseOperator):
     :param event: the trigger's event (KubernetesPodTrigger: status, pod name and namespace).
     """
     return self._run_job(lambda launcher, argv: launcher.resume(
-        argv, event, context=context, num_gpus=self.num_gpus()))
+        argv, event, context=context, num_gpus=self.num_gpus(), **self.launch_options()))
 
   def _run_job(self, start) -> dict:
     argv = deeplab_argv(self.command, self.command_flags())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from operators.base import DeepLabCommandOperator, _is_templated
+from operators.launchers.base import ClusterShape
 
 
 def _positive_int(value: Any, what: str) -> None:
@@ -42,24 +43,43 @@ class DeepLabTrainOperator(DeepLabCommandOperator):
 
   :param dataset_dir: the converted dataset (templated).
   :param train_logdir: checkpoints, events, config.json, train_result.json (templated).
-  :param num_clones: clones = GPUs requested from Kubernetes (templated).
+  :param num_clones: clones = GPUs requested from Kubernetes, per worker (templated).
+  :param num_replicas: worker tasks of the original's distributed mode; > 1 runs the job as a
+      group of ps and worker tasks (templated).
+  :param num_ps_tasks: parameter-server tasks (>= 1 with replicas) (templated).
   """
 
   command = "train"
   template_fields = (*DeepLabCommandOperator.template_fields, "dataset_dir", "train_logdir",
-                     "num_clones")
+                     "num_clones", "num_replicas", "num_ps_tasks")
   ui_color = "#fce8e6"
 
-  def __init__(self, *, dataset_dir: str, train_logdir: str, num_clones: Any = 1, **kwargs):
+  def __init__(self, *, dataset_dir: str, train_logdir: str, num_clones: Any = 1,
+               num_replicas: Any = 1, num_ps_tasks: Any = 0, **kwargs):
     super().__init__(**kwargs)
     self.dataset_dir = dataset_dir
     self.train_logdir = train_logdir
     self.num_clones = num_clones
+    self.num_replicas = num_replicas
+    self.num_ps_tasks = num_ps_tasks
     _positive_int(num_clones, "num_clones")
+    _positive_int(num_replicas, "num_replicas")
+    if not _is_templated(num_ps_tasks) and not (isinstance(num_ps_tasks, int) and
+                                                num_ps_tasks >= 0):
+      raise ValueError(f"num_ps_tasks must be an integer >= 0, got {num_ps_tasks!r}")
 
   def command_flags(self) -> dict:
-    return {**super().command_flags(), "dataset_dir": self.dataset_dir,
-            "train_logdir": self.train_logdir, "num_clones": int(self.num_clones)}
+    flags = {**super().command_flags(), "dataset_dir": self.dataset_dir,
+             "train_logdir": self.train_logdir, "num_clones": int(self.num_clones)}
+    if self.cluster().is_group:  # one process: the flags stay as they were
+      flags.update(num_replicas=int(self.num_replicas), num_ps_tasks=int(self.num_ps_tasks))
+    return flags
+
+  def cluster(self) -> ClusterShape:
+    return ClusterShape(int(self.num_replicas), int(self.num_ps_tasks))
+
+  def launch_options(self) -> dict:
+    return {"cluster": self.cluster()} if self.cluster().is_group else {}
 
   def num_gpus(self) -> int:
     return int(self.num_clones)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Optional, Tuple
 
+from deeplab.config.cluster import ClusterFlags
 from deeplab.config.fields import MULTI_KINDS, flag_fields, setting
 from deeplab.config.model import ModelConfig
 from deeplab.config.stages import EvalConfig, ExportConfig, VisConfig
@@ -48,9 +49,6 @@ class NoQuantization:
 class IgnoredTrainFlags(NoQuantization):
   """Original train.py flags of modes this port does not have: accepted, checked, unused."""
 
-  startup_delay_steps: int = setting(15, "Ignored (replicas are not supported).")
-  master: str = setting("", "Ignored (single worker).")
-  task: int = setting(0, "Ignored (single worker).")
   profile_logdir: Optional[str] = setting(None, "Not supported; ignored with a warning.",
                                           kind="string")
   drop_path_keep_prob: float = setting(1.0, "NAS only; not supported.")
@@ -89,7 +87,7 @@ class IgnoredExportFlags(NoQuantization):
 # command -> the setting classes whose fields are its flags (no flag name twice per command).
 COMMAND_SETTINGS: Dict[str, Tuple[type, ...]] = {
     "build-tfrecords": (ConvertOptions, BuildJob, JobFlags),
-    "train": (ModelConfig, TrainConfig, IgnoredTrainFlags, TrainJobFlags),
+    "train": (ModelConfig, TrainConfig, ClusterFlags, IgnoredTrainFlags, TrainJobFlags),
     "evaluate": (ModelConfig, EvalConfig, IgnoredEvalFlags, JobFlags),
     "vis": (ModelConfig, VisConfig, IgnoredVisFlags, JobFlags),
     "export": (ModelConfig, ExportConfig, IgnoredExportFlags, JobFlags),

@@ -29,8 +29,9 @@ class TrainConfig:
   # Multi-GPU.
   num_clones: int = setting(1, "Number of clones to deploy (one per GPU).")
   clone_on_cpu: bool = setting(False, "Use CPUs to deploy clones.")
-  num_replicas: int = setting(1, "Number of worker replicas (only 1 supported).")
-  num_ps_tasks: int = setting(0, "Number of parameter servers (only 0 supported).")
+  num_replicas: int = setting(1, "Number of worker replicas (each runs num_clones clones).")
+  num_ps_tasks: int = setting(
+      0, "Number of parameter servers (0: variables stay on the worker; >= 1 with replicas).")
   # Logging and checkpoints.
   log_steps: int = setting(10, "Log the loss every n steps.")
   save_interval_secs: int = setting(1200, "Save a checkpoint every n seconds (0: off).")
@@ -105,9 +106,13 @@ class TrainConfig:
     elif self.train_batch_size % self.num_clones:
       out.append(f"train_batch_size {self.train_batch_size} does not divide evenly over "
                  f"num_clones {self.num_clones}; use a multiple of {self.num_clones}")
-    if self.num_replicas != 1 or self.num_ps_tasks != 0:
-      out.append("num_replicas > 1 and num_ps_tasks > 0 are not supported: run one "
-                 "multi-clone worker per training job")
+    if not isinstance(self.num_replicas, int) or self.num_replicas < 1:
+      out.append(f"num_replicas must be an integer >= 1, got {self.num_replicas!r}")
+    if not isinstance(self.num_ps_tasks, int) or self.num_ps_tasks < 0:
+      out.append(f"num_ps_tasks must be an integer >= 0, got {self.num_ps_tasks!r}")
+    elif isinstance(self.num_replicas, int) and self.num_replicas > 1 and self.num_ps_tasks < 1:
+      out.append(f"num_replicas {self.num_replicas} needs num_ps_tasks >= 1: the replicas share "
+                 "their variables through parameter-server tasks (as the original's)")
     crop = self.train_crop_size
     if not crop or len(crop) != 2 or any(c < 1 for c in crop):
       out.append(f"train_crop_size must be a pair of positive integers like 513,513, got {crop!r}")

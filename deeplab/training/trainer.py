@@ -24,9 +24,10 @@ import numpy as np
 
 from deeplab import config as config_lib
 from deeplab import storage
-from deeplab.training import deployment, learning_rate, losses, train_utils
+from deeplab.training import deployment, distributed, learning_rate, losses, train_utils
 from deeplab.training.checkpoint_init import get_model_init_fn, stage_initial_checkpoint
 from deeplab.compat import tf
+from deeplab.config.cluster import TaskSpec
 from deeplab.contract import EXIT_TERMINATED
 from deeplab.errors import NonFiniteLossError, UserInputError
 from deeplab.storage.checkpoints import checkpoint_step
@@ -39,9 +40,13 @@ log = logging.getLogger("deeplab.train")
 InputFn = Callable[[int], "tf.data.Dataset"]
 
 
-def deployment_config(cfg: config_lib.TrainConfig, num_gpus: Optional[int] = None
-                      ) -> deployment.DeploymentConfig:
-  """GPU clones when there are enough GPUs; else one logical CPU device per clone."""
+def deployment_config(cfg: config_lib.TrainConfig, num_gpus: Optional[int] = None,
+                      task: Optional[TaskSpec] = None) -> deployment.DeploymentConfig:
+  """GPU clones when there are enough GPUs; else one logical CPU device per clone.
+
+  With a cluster (`task`), variables go round-robin to the ps tasks and the clones to this
+  worker (model_deploy's replica settings).
+  """
   if num_gpus is None:
     num_gpus = len(tf.config.list_physical_devices("GPU"))
   on_cpu = cfg.clone_on_cpu or num_gpus == 0
@@ -51,8 +56,10 @@ def deployment_config(cfg: config_lib.TrainConfig, num_gpus: Optional[int] = Non
         "lower --num_clones, request more GPUs, or pass --clone_on_cpu")
   if on_cpu and not cfg.clone_on_cpu:
     log.info("no GPU visible: running %d clone(s) on logical CPU devices", cfg.num_clones)
-  return deployment.DeploymentConfig(num_clones=cfg.num_clones, clone_on_cpu=on_cpu,
-                                     spread_cpu_clones=on_cpu)
+  return deployment.DeploymentConfig(
+      num_clones=cfg.num_clones, clone_on_cpu=on_cpu, spread_cpu_clones=on_cpu,
+      replica_id=task.task_index if task else 0, num_replicas=cfg.num_replicas,
+      num_ps_tasks=cfg.num_ps_tasks)
 
 
 def dataset_input_fn(cfg: config_lib.TrainConfig, ignore_label: int) -> InputFn:
@@ -128,6 +135,10 @@ class _Graph:
       tf.set_random_seed(cfg.seed)
     with tf.device(deploy.variables_device()):
       self.global_step = tf.train.get_or_create_global_step()
+    # Replicas take step tokens so that asynchronous training ends at exactly N (distributed).
+    self.tokens = (distributed.StepTokens(self.global_step, cfg.training_number_of_steps,
+                                          deploy.ps_device + "/task:0/device:CPU:0")
+                   if deploy.num_ps_tasks > 0 else None)
     with tf.device(deploy.inputs_device()):
       dataset = input_fn(cfg.clone_batch_size * deploy.num_clones)
       self.iterator = tf.data.make_initializable_iterator(dataset)
@@ -149,10 +160,14 @@ class _Graph:
       multipliers = train_utils.get_model_gradient_multipliers(
           last_layers, cfg.last_layer_gradient_multiplier)
       grads_and_vars = train_utils.multiply_gradients(grads_and_vars, multipliers)
-      apply_op = optimizer.apply_gradients(grads_and_vars, global_step=self.global_step)
+      # A step without a token (distributed, past the end) fails before it applies anything.
+      with tf.control_dependencies([self.tokens.token] if self.tokens else []):
+        apply_op = optimizer.apply_gradients(grads_and_vars, global_step=self.global_step)
       update_ops.append(apply_op)
       with tf.control_dependencies([tf.group(*update_ops)]):
         self.train_op = tf.identity(self.total_loss, name="train_op")
+      # This step's number: its token (unique), or the global step in one process.
+      self.step_number = self.tokens.token if self.tokens else self.global_step
     first = self.clones[0].outputs
     images = labels = predictions = None
     if cfg.save_summaries_images:
@@ -164,8 +179,10 @@ class _Graph:
       self.summary_op = train_utils.add_model_summaries(
           first_scope, self.learning_rate, self.total_loss, images, labels, predictions,
           cfg.model.num_classes)
-    self.saver = tf.train.Saver(max_to_keep=cfg.max_to_keep, save_relative_paths=True)
-    self.init_op = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer())
+    saved = tf.global_variables()
+    with tf.device(deploy.optimizer_device()):  # the chief writes its checkpoints itself
+      self.saver = tf.train.Saver(saved, max_to_keep=cfg.max_to_keep, save_relative_paths=True)
+    self.init_op = tf.group(tf.variables_initializer(saved), tf.local_variables_initializer())
 
 
 def _write_config(logdir: TrainLogdir, cfg: config_lib.TrainConfig) -> None:
@@ -245,7 +262,8 @@ def _sigterm_flag():
 
 def train(cfg: config_lib.TrainConfig, ignore_label: int = 255,
           input_fn: Optional[InputFn] = None, result_json: Optional[str] = None,
-          num_gpus: Optional[int] = None) -> dict:
+          num_gpus: Optional[int] = None, task: Optional[TaskSpec] = None,
+          startup_delay_steps: int = 0) -> dict:
   """Trains (or resumes) and returns the train_result.json content.
 
   Args:
@@ -254,16 +272,22 @@ def train(cfg: config_lib.TrainConfig, ignore_label: int = 255,
     input_fn: batches source; default the TFRecords of cfg.dataset_dir/cfg.train_split.
     result_json: also write the result there (local or gs://).
     num_gpus: override GPU detection (tests).
+    task: this process's task of a ps/worker cluster (None: one process). Only the chief
+      (worker 0) writes to train_logdir and result_json; ps tasks go to distributed.serve_ps.
+    startup_delay_steps: a non-chief worker i starts at global step i * startup_delay_steps.
 
   Raises:
     UserInputError: bad configuration or initial checkpoint (exit 2).
     NonFiniteLossError: the loss became NaN/inf (exit 3).
   """
   cfg.validate()
+  if task is not None and not task.is_chief:
+    from deeplab.training import replica
+    return replica.run_worker(cfg, ignore_label, input_fn, task, num_gpus, startup_delay_steps)
   start_time = time.time()
   logdir = TrainLogdir(cfg.train_logdir)
   try:
-    result = _train(cfg, ignore_label, input_fn, logdir, num_gpus, start_time)
+    result = _train(cfg, ignore_label, input_fn, logdir, num_gpus, start_time, task)
   finally:
     logdir.cleanup()
   if result_json:
@@ -286,7 +310,8 @@ def _result(cfg, logdir: TrainLogdir, step: int, loss, images_per_sec, prefix, s
   }
 
 
-def _train(cfg, ignore_label, input_fn, logdir: TrainLogdir, num_gpus, start_time) -> dict:
+def _train(cfg, ignore_label, input_fn, logdir: TrainLogdir, num_gpus, start_time,
+           task: Optional[TaskSpec]) -> dict:
   resume = logdir.latest_checkpoint()
   start_step = (checkpoint_step(resume) or 0) if resume else 0
   if resume:
@@ -302,7 +327,7 @@ def _train(cfg, ignore_label, input_fn, logdir: TrainLogdir, num_gpus, start_tim
     logdir.write_text(TRAIN_RESULT_JSON, _json(result))
     return result
   _write_config(logdir, cfg)
-  deploy = deployment_config(cfg, num_gpus)
+  deploy = deployment_config(cfg, num_gpus, task)
   input_fn = input_fn or dataset_input_fn(cfg, ignore_label)
 
   graph = tf.Graph()
@@ -315,7 +340,12 @@ def _train(cfg, ignore_label, input_fn, logdir: TrainLogdir, num_gpus, start_tim
       init_fn = get_model_init_fn(stage_initial_checkpoint(cfg.tf_initial_checkpoint), exclude)
     graph.finalize()
   writer = tf.summary.FileWriter(logdir.local, graph=graph)
-  sess = tf.Session(graph=graph, config=deployment.session_config(deploy))
+  if task is None:
+    sess = tf.Session(graph=graph, config=deployment.session_config(deploy))
+  else:
+    proto = distributed.server_config(deploy, task)
+    server = distributed.start_server(task, proto)
+    sess = tf.Session(server.target, graph=graph, config=proto)
   try:
     sess.run(g.init_op)
     sess.run(g.iterator.initializer)
@@ -324,6 +354,8 @@ def _train(cfg, ignore_label, input_fn, logdir: TrainLogdir, num_gpus, start_tim
       start_step = checkpoint_step(resume) or 0
     elif init_fn is not None:
       init_fn(sess)
+    if g.tokens:  # after the restore: the tokens count from the resumed step
+      g.tokens.start(sess)
     return _loop(cfg, sess, g, writer, logdir, resume, start_step, start_time, ignore_label)
   finally:
     writer.close()
@@ -357,7 +389,7 @@ def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step,
   total = cfg.training_number_of_steps
   step = int(sess.run(g.global_step))
   prefix = resume
-  last_save = time.time()
+  last_save, last_save_step = time.time(), step
   last_summary = -float("inf")
   loss = None
   timed, warmup = [], []
@@ -375,11 +407,16 @@ def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step,
     while step < total and not signals["stop"]:
       want_summary = (cfg.save_summaries_secs > 0 and
                       time.time() - last_summary >= cfg.save_summaries_secs)
-      fetches = [g.train_op, g.learning_rate, g.global_step]
+      fetches = [g.train_op, g.learning_rate, g.step_number]
       if want_summary:
         fetches.append(g.summary_op)
       t0 = time.time()
-      out = sess.run(fetches)
+      try:
+        out = sess.run(fetches)
+      except tf.errors.OutOfRangeError:
+        if not g.tokens:
+          raise
+        break  # no token left: the other replicas are running the last steps
       dt = time.time() - t0
       loss, lr, step = float(out[0]), float(out[1]), int(out[2])
       if not np.isfinite(loss):
@@ -404,13 +441,22 @@ def _loop(cfg, sess, g: _Graph, writer, logdir: TrainLogdir, resume, start_step,
         log.info("step %d/%d: loss %.4f, learning rate %.6g, %.2f images/s, ETA %s", step, total,
                  loss, lr, rate, _format_eta((total - step) / steps_per_sec))
         window_start, window_steps = now, 0
-      due_steps = cfg.save_interval_steps > 0 and step % cfg.save_interval_steps == 0
+      # Crossing a multiple: other replicas may advance the step by more than one.
+      due_steps = (cfg.save_interval_steps > 0 and step // cfg.save_interval_steps >
+                   last_save_step // cfg.save_interval_steps)
       due_time = cfg.save_interval_secs > 0 and time.time() - last_save >= cfg.save_interval_secs
       if (due_steps or due_time) and step < total:
         prefix = save(step)
-        last_save = time.time()
+        last_save, last_save_step = time.time(), step
+    if g.tokens and not signals["stop"]:
+      step = distributed.wait_for_final_step(sess, g.global_step, total, max(
+          distributed.FINAL_STEP_WAIT_SECONDS, 10 * max(timed + warmup, default=0)))
     if prefix is None or checkpoint_step(prefix) != step:
       prefix = save(step)
+    if step < total and not signals["stop"]:
+      raise RuntimeError(
+          f"another replica claimed a step and never finished it: the global step stays at "
+          f"{step} of {total}; checkpoint saved, a retry resumes from it")
     if signals["stop"]:
       # No train_result.json: the run is not finished; a retry resumes from this checkpoint.
       log.warning("stopped at step %d of %d by a signal; re-run to resume", step, total)

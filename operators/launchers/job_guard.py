@@ -85,7 +85,8 @@ def _exit_like(returncode: int) -> None:
   """Ends the guard the way the job ended: same exit code, or killed by the same signal."""
   if returncode < 0:
     sig = -returncode
-    signal.signal(sig, signal.SIG_DFL)
+    if sig != signal.SIGKILL:  # SIGKILL's disposition cannot be set (EINVAL); it kills anyway
+      signal.signal(sig, signal.SIG_DFL)
     os.kill(os.getpid(), sig)
     time.sleep(1)  # the signal is delivered before this returns; never reached in practice
   sys.exit(returncode)

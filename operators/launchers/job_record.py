@@ -10,7 +10,7 @@ on another host cannot reach it; the lease then makes it wait.
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, Union
 
 from operators.launchers.processes import group_started_at, start_ticks
 
@@ -36,22 +36,29 @@ def stop_previous(context: Any, stop_group: Callable[[int], None], log) -> None:
     return
   if not isinstance(previous, dict) or previous.get("host") != socket.gethostname():
     return
-  pgid, ticks = int(previous.get("pgid", 0)), previous.get("start_ticks")
-  if pgid > 0 and ticks is not None and group_started_at(pgid, ticks):
-    log.warning("The job of an earlier try (process group %d) is still running: stopping it "
-                "before starting this try's", pgid)
-    stop_group(pgid)
-  else:
-    log.info("The job of an earlier try (process group %d) has ended", pgid)
+  groups = [(previous.get("pgid", 0), previous.get("start_ticks"))]
+  groups += [tuple(g) for g in previous.get("others", [])]  # the other tasks of a group job
+  for pgid, ticks in groups:
+    pgid = int(pgid or 0)
+    if pgid > 0 and ticks is not None and group_started_at(pgid, ticks):
+      log.warning("The job of an earlier try (process group %d) is still running: stopping it "
+                  "before starting this try's", pgid)
+      stop_group(pgid)
+    else:
+      log.info("The job of an earlier try (process group %d) has ended", pgid)
 
 
-def record(context: Any, pgid: int, log) -> None:
-  """Remembers this try's job (host, process group, start time) for a later try."""
+def record(context: Any, pgids: Union[int, Sequence[int]], log) -> None:
+  """Remembers this try's job (host, process group(s), start times) for a later try."""
   store = _store(context)
   if store is None:
     return
+  first, *others = [pgids] if isinstance(pgids, int) else list(pgids)
+  value = {"host": socket.gethostname(), "pgid": first, "start_ticks": start_ticks(first)}
+  if others:
+    value["others"] = [[p, start_ticks(p)] for p in others]
   try:
-    store.set(KEY, {"host": socket.gethostname(), "pgid": pgid, "start_ticks": start_ticks(pgid)})
+    store.set(KEY, value)
   except Exception as e:  # noqa: BLE001
     log.warning("Could not record the job in the task state store: %s", e)
 

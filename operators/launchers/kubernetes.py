@@ -14,10 +14,12 @@ JobResult, so the exit-code policy of the operator holds either way.
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any, Mapping, Optional, Sequence
 
+from deeplab.contract import EXIT_BAD_INPUT
 from operators import settings as settings_mod
-from operators.launchers.base import JobResult, Launcher
+from operators.launchers.base import ClusterShape, JobResult, Launcher
 
 # The XCom sidecar pushes whatever the base container leaves here (KPO do_xcom_push).
 XCOM_RESULT_PATH = "/airflow/xcom/return.json"
@@ -114,18 +116,34 @@ class KubernetesLauncher(Launcher):
     return self.build_pod_operator(argv, num_gpus=num_gpus).build_pod_request_obj(
         context, dry_run=True)
 
-  def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0) -> JobResult:
+  def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0,
+          cluster: Optional[ClusterShape] = None) -> JobResult:
     """Creates (or, durable, re-attaches to) the pod; raises TaskDeferred when deferrable."""
+    if cluster is not None and cluster.is_group:
+      return self._group_not_supported(argv, cluster, num_gpus)
     self._pod_operator = op = self.build_pod_operator(
         argv, num_gpus=num_gpus, execution_timeout=_task_timeout(context))
     return self._job_result(op, lambda: op.execute(context))
 
   def resume(self, argv: Sequence[str], event: Mapping[str, Any], *, context: Any = None,
-             num_gpus: int = 0) -> JobResult:
+             num_gpus: int = 0, cluster: Optional[ClusterShape] = None) -> JobResult:
     """After the triggerer's event: logs, XCom, cleanup and the exit code, as KPO does."""
     self._pod_operator = op = self.build_pod_operator(
         argv, num_gpus=num_gpus, execution_timeout=_task_timeout(context))
     return self._job_result(op, lambda: op.trigger_reentry(context, dict(event)))
+
+  def _group_not_supported(self, argv, cluster: ClusterShape, num_gpus: int) -> JobResult:
+    """A ps/worker group is built as a JobSet (kubernetes_group) but not yet launched from
+    here: the task fails at once (exit 2, no retry) with the object to apply by hand."""
+    from operators.launchers.kubernetes_group import build_jobset
+    name = f"deeplab-{self.task_id}".replace("_", "-")
+    spec = build_jobset(name, argv, cluster, num_gpus=num_gpus, settings=self.settings)
+    message = (f"num_replicas={cluster.num_replicas}, num_ps_tasks={cluster.num_ps_tasks} on the "
+               "kubernetes launcher: launching a training group from Airflow is not wired yet "
+               "(docs/deploy.md). Train with one replica, use the local launcher, or apply this "
+               "JobSet yourself (kubectl apply -f -):")
+    self.log.error("%s\n%s", message, json.dumps(spec, indent=1))
+    return JobResult(exit_code=EXIT_BAD_INPUT, tail=(message, json.dumps(spec)))
 
   def _job_result(self, op, call) -> JobResult:
     # TaskDeferred is a BaseException: it passes through to the operator, which defers.

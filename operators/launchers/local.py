@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from operators import settings
 from operators.launchers import job_record
-from operators.launchers.base import JobResult, Launcher
+from operators.launchers.base import ClusterShape, JobResult, Launcher
 from operators.launchers.processes import group_members
 
 TAIL_LINES = 30
@@ -50,7 +50,10 @@ class LocalLauncher(Launcher):
     self.env = env
     # Tests replace `python -m deeplab` with a fake job script.
     self.command_prefix = list(command_prefix) if command_prefix else [self.python, "-m", "deeplab"]
+    self.job_guard = JOB_GUARD
+    self.tail_lines = TAIL_LINES
     self._proc: Optional[subprocess.Popen] = None
+    self._group: list = []  # (job, guard process) of each task of a group job (local_group)
 
   def _child_env(self) -> dict:
     env = dict(os.environ if self.env is None else self.env)
@@ -60,7 +63,11 @@ class LocalLauncher(Launcher):
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
-  def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0) -> JobResult:
+  def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0,
+          cluster: Optional[ClusterShape] = None) -> JobResult:
+    if cluster is not None and cluster.is_group:
+      from operators.launchers import local_group
+      return local_group.run_group(self, argv, cluster, context)
     with tempfile.TemporaryDirectory(prefix="deeplab-job-") as tmp:
       result_path = pathlib.Path(tmp) / "result.json"
       cmd = [*self.command_prefix, *argv, f"--result_json={result_path}"]
@@ -138,6 +145,10 @@ class LocalLauncher(Launcher):
 
   def kill(self) -> None:
     """SIGTERM to the whole process group, SIGKILL after the grace period."""
+    if self._group:
+      from operators.launchers import local_group
+      local_group.stop_all(self._group, self.kill_grace_seconds, self.log)
+      return
     proc = self._proc
     if proc is None:
       return

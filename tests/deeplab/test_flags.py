@@ -21,7 +21,7 @@ ORIGINAL = json.loads((pathlib.Path(__file__).parents[1] / "testdata" /
 _MOBILENET_V3_HEAD = {"aspp_with_squeeze_and_excitation", "decoder_use_sum_merge",
                       "decoder_output_is_logits", "image_se_uses_qsigmoid",
                       "dense_prediction_cell_json"}
-ADDED = {"train": {"config_json"} | _MOBILENET_V3_HEAD,
+ADDED = {"train": {"config_json", "job_name", "ps_hosts", "worker_hosts"} | _MOBILENET_V3_HEAD,
          "export": {"eval_metrics_json", "inference_max_size"} | _MOBILENET_V3_HEAD,
          "evaluate": {"inference_max_size"} | _MOBILENET_V3_HEAD,
          "vis": {"inference_max_size"} | _MOBILENET_V3_HEAD}
