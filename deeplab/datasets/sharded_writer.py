@@ -219,7 +219,7 @@ def write_shard(task: ShardTask) -> ShardResult:
     for src in task.examples:
       try:
         ex = check_example(src.stem, src.image_path, src.label_path, task.rules,
-                           src.image_display, src.label_display)
+                           src.image_display, src.label_display, src.label_recipe)
       except UserInputError as e:
         if not task.skip_bad:
           raise

@@ -17,7 +17,8 @@ from deeplab.contract import COMMANDS
 ORIGINAL = json.loads((pathlib.Path(__file__).parents[1] / "testdata" /
                        "original_flags.json").read_text())
 # Flags added on purpose since the snapshot; everything else must equal it.
-ADDED = {"train": {"config_json"}, "export": {"eval_metrics_json"}}
+ADDED = {"train": {"config_json"}, "export": {"eval_metrics_json"},
+         "build-tfrecords": {"annotations", "ignore_classes"}}
 _KIND = {"string": "string", "integer": "int", "float": "float", "boolean": "bool",
          "enum": "string enum", "list": "comma separated list of strings",
          "multi_integer": "multi_int", "multi_float": "multi_float", "multi_string": "multi_string"}
