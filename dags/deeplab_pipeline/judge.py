@@ -25,7 +25,7 @@ def check_champion(plan: Mapping[str, Any]) -> dict:
   champion = plan.get("champion") or {}
   checkpoint = champion.get("checkpoint") or ""
   exists = bool(checkpoint) and storage.exists(checkpoint + ".index")
-  classes = dataset_classes = None
+  classes = dataset_classes = names = old_names = None
   if exists:
     try:
       cfg, _ = run_config.load_run_config(checkpoint)
@@ -33,10 +33,16 @@ def check_champion(plan: Mapping[str, Any]) -> dict:
     except UserInputError:
       classes = None
     # Only a champion that can be rebuilt needs this run's dataset to compare class counts.
-    dataset_classes = storage.read_json(
-        storage.join(plan["dataset_dir"], "manifest.json"))["num_classes"]
+    manifest = storage.read_json(storage.join(plan["dataset_dir"], "manifest.json"))
+    dataset_classes, names = manifest["num_classes"], manifest.get("class_names")
+    old = champion.get("dataset_dir")
+    old_uri = storage.join(old, "manifest.json") if old else ""
+    old_names = storage.read_json(old_uri).get("class_names") if old_uri and storage.exists(
+        old_uri) else None
   skip = champion_eval_skip(champion or None, checkpoint_exists=exists,
-                            champion_num_classes=classes, dataset_num_classes=dataset_classes)
+                            champion_num_classes=classes, dataset_num_classes=dataset_classes,
+                            champion_class_names=old_names, dataset_class_names=names,
+                            class_mapping=plan.get("class_mapping"))
   return {"skip": skip, "checkpoint": checkpoint,
           "checkpoint_dir": posixpath.dirname(checkpoint) if checkpoint else "",
           # The same settings as the candidate's evaluation, on the champion's checkpoint.

@@ -32,6 +32,7 @@ DEFAULTS = {
     "dataset_format": "synthetic",
     "source_uri": "",
     "converter_options": {},
+    "class_mapping": {},
     "eval_split": "val",
     "model_name": "deeplab-synthetic",
     "init_from": "scratch",
@@ -80,6 +81,11 @@ def build_params() -> dict:
           "converter_options", section="Data", title="Converter options", type="object",
           description="Extra build-tfrecords flags, e.g. {\"num_classes\": 5} for the folder "
           "format. They are part of the dataset fingerprint."),
+      "class_mapping": _p(
+          "class_mapping", section="Data", title="Class mapping", type="object",
+          description="Old class name -> new class name, when this dataset version renamed "
+          "classes: without it a champion trained on other classes is not compared or "
+          "warm-started from."),
       "eval_split": _p(
           "eval_split", section="Data", title="Evaluation split", type="string",
           pattern=NAME_PATTERN, description="Split evaluated by the gate (e.g. val)."),

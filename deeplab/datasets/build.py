@@ -92,12 +92,21 @@ def _manifest(spec: DatasetSpec, opts: ConvertOptions, fingerprint: str, results
     rs = [r for r in results if r.split == split]
     hist = merge_histograms(rs)
     counts = [0 if c == spec.ignore_label else hist[c] for c in range(spec.num_classes)]
+    sizes: Dict[str, int] = {}
+    for r in rs:
+      for k, n in r.image_sizes.items():
+        sizes[k] = sizes.get(k, 0) + n
     splits[split] = {
         "num_examples": sum(r.num_examples for r in rs),
         "shards": [{"name": r.name, "sha256": r.sha256, "bytes": r.bytes,
                     "num_examples": r.num_examples} for r in rs],
         "class_pixel_counts": counts, "ignored_pixels": hist[spec.ignore_label],
         "max_height": max(r.max_height for r in rs), "max_width": max(r.max_width for r in rs),
+        # What the drift report compares between dataset versions (deeplab.datasets.drift).
+        "image_sizes": dict(sorted(sizes.items())),
+        "images_per_class": [0 if c == spec.ignore_label else
+                             sum(r.images_per_value[c] for r in rs)
+                             for c in range(spec.num_classes)],
     }
     for r in rs:
       conversions.extend(r.channel_conversions)
