@@ -112,11 +112,35 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
           "champion": storage.join(plan["champion_eval_logdir"], "report.md")},
           overlays=shared_overlays(plan, names))
     decision["report"] = storage.join(plan["compare_dir"], compare_report.COMPARE_MD)
+  found = drift_report(plan)
+  if found:
+    decision["drift"] = found
+    if found["warnings"]:  # never silent: the reason a reviewer reads carries them
+      decision["reason"] += ("; dataset drift against the champion's data: "
+                             + "; ".join(found["warnings"]) + f" (see {found['md']})")
   decision["outcome"] = outcome(decision)
   decision["skip_reason"] = "" if decision["passed"] else f"gate: {decision['reason']}"
   decision["summary"] = summary(decision)  # what a reviewer reads (approval=human)
   storage.write_json(storage.join(plan["run_dir"], GATE_JSON), decision)
   return decision
+
+
+def drift_report(plan: Mapping[str, Any]) -> Optional[dict]:
+  """runs/<run_id>/drift.{json,md,png}: this run's dataset against the champion's; None without
+  a champion whose dataset manifest is still there (or when both are the same dataset)."""
+  from deeplab import storage
+  from deeplab.datasets import drift
+
+  old_dir = (plan.get("champion") or {}).get("dataset_dir")
+  if not old_dir or old_dir == plan["dataset_dir"]:
+    return None
+  old_uri = storage.join(old_dir, "manifest.json")
+  new_uri = storage.join(plan["dataset_dir"], "manifest.json")
+  if not (storage.exists(old_uri) and storage.exists(new_uri)):
+    return None
+  report = drift.compare(storage.read_json(old_uri), storage.read_json(new_uri),
+                         float(plan.get("drift_factor") or drift.DEFAULT_FACTOR))
+  return {**drift.write(report, plan["run_dir"]), "warnings": report["warnings"]}
 
 
 def summary(decision: Mapping[str, Any]) -> str:

@@ -44,6 +44,7 @@ DEFAULTS = {
     "miou_tolerance": 0.01,
     "gate_mode": "not_worse",
     "max_class_iou_drop": 0.05,
+    "drift_factor": 2.0,
     "approval": "auto",
     "approval_timeout_minutes": 1440,
     "launcher": "local",
@@ -157,6 +158,12 @@ def build_params() -> dict:
           type="number", minimum=0, maximum=1,
           description="Refuse a candidate that loses more than this IoU on any class against "
           "the champion on this run's split."),
+      "drift_factor": _p(
+          "drift_factor", section="Gate", title="Drift warning factor", type="number",
+          exclusiveMinimum=1,
+          description="The drift report (runs/<run_id>/drift.md) warns, and the gate's reason "
+          "says so, when a class's pixel share, a split's size or the median image area "
+          "changes by more than this factor against the champion's dataset."),
       "approval": _p(
           "approval", section="Gate", title="Approval", type="string", enum=list(APPROVALS),
           description="auto: the gate decides; human: a person approves or rejects a model "

@@ -37,7 +37,8 @@ TRAIN_PARAMS = ("model_variant", "atrous_rates", "output_stride", "decoder_outpu
                  "base_learning_rate", "train_crop_size", "initialize_last_layer")
 PIPELINE_VERSION = 1
 # Gate Params the plan carries as they are (dags/deeplab_pipeline/gate.py applies them).
-GATE_PARAMS = ("gate_mode", "max_class_iou_drop", "approval", "approval_timeout_minutes")
+GATE_PARAMS = ("gate_mode", "max_class_iou_drop", "approval", "approval_timeout_minutes",
+               "drift_factor")
 
 
 def training_seed(fingerprint: str) -> int:
