@@ -167,3 +167,22 @@ def test_cvat_default_subset_is_split_by_val_ratio(tmp_path):
                  {"images": images, "categories": CATEGORIES[:1], "annotations": []})
   res = convert("coco", src, str(tmp_path / "out"), val_ratio=0.4)
   assert res["splits"] == {"train": 3, "val": 2}
+
+
+def test_skip_converts_the_rest_and_lists_the_bad_ones(tmp_path):
+  src = make_coco(str(tmp_path / "coco"))
+  kit.write_image(os.path.join(src, "images", "d.jpg"), H, W, 4)
+  path = os.path.join(src, "annotations", "instances_val.json")
+  with open(path) as f:
+    val = json.load(f)
+  val["images"] += [{"id": 6, "file_name": "d.jpg", "width": W, "height": H},
+                    {"id": 7, "file_name": "gone.jpg", "width": W, "height": H}]
+  val["annotations"] = [{"id": 1, "image_id": 5, "category_id": 42,
+                         "segmentation": [rect(1, 1, 5, 5)]}]
+  kit.write_json(path, val)
+  res = convert("coco", src, str(tmp_path / "out"), on_bad_example="skip")
+  assert res["splits"] == {"train": 2, "val": 1} and res["skipped"] == 2
+  skipped = manifest(str(tmp_path / "out"))["skipped"]
+  assert {s["file"] for s in skipped} == {"annotations/instances_val.json"}
+  assert any("category_id 42" in s["reason"] for s in skipped)
+  assert any("'gone.jpg' is not in" in s["reason"] for s in skipped)
