@@ -147,6 +147,7 @@ def chart(report: Mapping[str, Any], path: str, split: Optional[str] = None) -> 
 
 def write(report: Mapping[str, Any], run_dir: str) -> Dict[str, str]:
   """drift.json, drift.md and drift.png into `run_dir` (local or gs://); their URIs."""
+  import importlib.util
   import os
   import tempfile
 
@@ -155,7 +156,8 @@ def write(report: Mapping[str, Any], run_dir: str) -> Dict[str, str]:
          "png": storage.join(run_dir, "drift.png")}
   storage.write_json(out["json"], dict(report))
   storage.write_text(out["md"], markdown(report))
-  if report["splits"]:
+  if report["splits"] and importlib.util.find_spec("matplotlib") is not None:
+    # The chart needs the [train] extra's matplotlib; an Airflow-side install gets json + md.
     with tempfile.TemporaryDirectory() as tmp:
       png = chart(report, os.path.join(tmp, "drift.png"))
       with open(png, "rb") as f:
