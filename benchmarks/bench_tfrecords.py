@@ -17,6 +17,10 @@ the same run, best of --repeats (warm page cache for all):
   (the writer fsyncs its shards too), i.e. the physical limit of moving those bytes;
   raw_copy_no_fsync is given as well.
 
+coco_vs_folder (--coco_images, default 1000): the coco converter, drawing 2-4 polygon instances
+per image in the workers, against the folder format reading the same labels as PNG masks, on
+the same images.
+
 Each --num_images size (default 300 and 1464) is a tree of its own, measured separately. Prints
 ONE JSON object. Targets (issue 2): ours with 2 workers >= 10x baseline_original and >= 30% of
 raw_copy bandwidth.
@@ -243,6 +247,68 @@ def measure(tmp, voc, stems, repeats, baseline_images=None):
   }
 
 
+def generate_coco(root, n, seed=1):
+  """n JPEGs with 2-4 polygon instances each, as a COCO export (annotations/instances_train.json)
+  and, from the same instances, as a folder tree (masks drawn once here) over the same images."""
+  from deeplab.datasets import rasterize
+  rng = np.random.default_rng(seed)
+  for sub in ("images", "masks", "splits", "annotations"):
+    os.makedirs(os.path.join(root, sub), exist_ok=True)
+  images, anns, stems = [], [], []
+  for i in range(n):
+    h, w = (375, 500) if i % 3 else (500, 375)
+    stem = f"img_{i:06d}"
+    Image.fromarray(_image(rng, h, w)).save(os.path.join(root, "images", stem + ".jpg"),
+                                            quality=90)
+    shapes = []
+    for _ in range(rng.integers(2, 5)):
+      cx, cy = rng.uniform(40, w - 40), rng.uniform(40, h - 40)
+      rx, ry = rng.uniform(15, 80), rng.uniform(15, 80)
+      t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+      ring = np.c_[np.clip(cx + rx * np.cos(t), 0, w), np.clip(cy + ry * np.sin(t), 0, h)]
+      cat = int(rng.integers(1, 6))
+      anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cat, "iscrowd": 0,
+                   "segmentation": [ring.ravel().round(2).tolist()]})
+      shapes.append(rasterize.Shape(cat, rasterize.POLYGON, (tuple(anns[-1]["segmentation"][0]),)))
+    label = rasterize.render(rasterize.LabelRecipe("bench", shapes=tuple(shapes)), w, h, stem)
+    Image.fromarray(label).save(os.path.join(root, "masks", stem + ".png"))
+    images.append({"id": i + 1, "file_name": stem + ".jpg", "width": w, "height": h})
+    stems.append(stem)
+  names = ["background", "a", "b", "c", "d", "e"]
+  with open(os.path.join(root, "annotations", "instances_train.json"), "w") as f:
+    json.dump({"images": images, "annotations": anns,
+               "categories": [{"id": k, "name": names[k]} for k in range(1, 6)]}, f)
+  with open(os.path.join(root, "splits", "train.txt"), "w") as f:
+    f.write("\n".join(stems) + "\n")
+  return root
+
+
+def measure_coco(tmp, n, repeats):
+  """The coco converter (polygons drawn in the workers) against the folder format reading the
+  same labels as PNG masks, on the same n images, 2 workers, best of `repeats`."""
+  root = generate_coco(os.path.join(tmp, "coco"), n)
+  best = {}
+  for _ in range(repeats):
+    for fmt, opts in (("folder", {"class_names": ("background", "a", "b", "c", "d", "e"),
+                                  "val_ratio": 0.0}),
+                      ("coco", {})):
+      out = os.path.join(tmp, "out_" + fmt)
+      shutil.rmtree(out, ignore_errors=True)
+      t, c = time.perf_counter(), _cpu()
+      res = build.build_tfrecords(ConvertOptions(format=fmt, source=root, **opts), out, 2)
+      _join_reapers()
+      wall, cpu = time.perf_counter() - t, _cpu() - c
+      assert res["num_examples"] == n
+      old = best.get(fmt, (wall, cpu))
+      best[fmt] = (min(old[0], wall), min(old[1], cpu))
+  nbytes = sum(os.path.getsize(os.path.join(root, "images", f)) for f in os.listdir(
+      os.path.join(root, "images")))
+  out = {f"{fmt}_2_workers": _rate(n, nbytes, *v) for fmt, v in best.items()}
+  out["coco_over_folder_images_per_s"] = round(
+      out["coco_2_workers"]["images_per_s"] / out["folder_2_workers"]["images_per_s"], 3)
+  return {"num_images": n, "instances_per_image": "2-4 polygons of 16 points", **out}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--num_images", type=lambda v: [int(x) for x in v.split(",")],
@@ -252,6 +318,8 @@ def main():
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--baseline_images", type=int, default=None,
                       help="images for the (slow) baseline; default all")
+  parser.add_argument("--coco_images", type=int, default=1000,
+                      help="images of the coco-vs-folder comparison (0: skip it)")
   parser.add_argument("--_baseline", nargs=3, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args._baseline:
@@ -289,6 +357,8 @@ def main():
         "note": "wall-clock figures depend on the other load on the machine (load_average_1m); "
                 "cpu_ms_per_image (this process + its workers) is the load-independent cost",
     }
+    if args.coco_images:
+      out["coco_vs_folder"] = measure_coco(tmp, args.coco_images, min(args.repeats, 3))
     print(json.dumps(out, indent=1))
   finally:
     shutil.rmtree(tmp, ignore_errors=True)

@@ -29,7 +29,8 @@ NON_RETRYABLE = {
     EXIT_NONFINITE_LOSS: "the training loss became NaN or inf",
 }
 
-FORMATS = ("voc", "cityscapes", "ade20k", "folder", "synthetic")
+FORMATS = ("voc", "cityscapes", "ade20k", "folder", "synthetic", "coco", "coco_panoptic", "labelme",
+           "cvat_masks", "label_studio")
 LAUNCHERS = ("local", "kubernetes")
 # Names that become folder names or reach a command line (datasets, models, splits).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"

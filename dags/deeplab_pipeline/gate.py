@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from deeplab.datasets.class_mapping import difference as class_mapping_difference
+
 GATE_MODES = ("not_worse", "significantly_better")
 APPROVALS = ("auto", "human")
 PROMOTE, KEEP = "promote", "keep_champion"
@@ -132,7 +134,10 @@ def outcome(decision: Mapping[str, Any]) -> str:
 
 def champion_eval_skip(champion: Optional[Mapping[str, Any]], *, checkpoint_exists: bool,
                        champion_num_classes: Optional[int],
-                       dataset_num_classes: Optional[int]) -> str:
+                       dataset_num_classes: Optional[int],
+                       champion_class_names: Optional[list] = None,
+                       dataset_class_names: Optional[list] = None,
+                       class_mapping: Optional[Mapping[str, str]] = None) -> str:
   """Why the champion cannot be evaluated on this run's split ("" when it can).
 
   :param champion: models/<name>/champion.json, or None.
@@ -140,6 +145,9 @@ def champion_eval_skip(champion: Optional[Mapping[str, Any]], *, checkpoint_exis
   :param champion_num_classes: num_classes of the champion's config.json (None: no config).
   :param dataset_num_classes: num_classes of this run's dataset manifest (read only when the
       champion's checkpoint and config exist).
+  :param champion_class_names: class names of the champion's dataset manifest (None: unknown).
+  :param dataset_class_names: class names of this run's dataset manifest (None: unknown).
+  :param class_mapping: the run's class_mapping, old name -> new name.
   """
   if not champion:
     return "no champion yet: nothing to compare with"
@@ -153,6 +161,9 @@ def champion_eval_skip(champion: Optional[Mapping[str, Any]], *, checkpoint_exis
   if champion_num_classes is None:
     return (f"no config.json for the champion's checkpoint {checkpoint}: its model cannot be "
             "rebuilt; compared with its recorded mIoU only")
+  different = class_mapping_difference(champion_class_names, dataset_class_names, class_mapping)
+  if different:
+    return f"{different}; compared with its recorded mIoU only"
   if int(champion_num_classes) != int(dataset_num_classes):
     return (f"the champion has {champion_num_classes} classes, this run's dataset "
             f"{dataset_num_classes}: not comparable on the same split; compared with its "

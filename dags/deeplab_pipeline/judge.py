@@ -25,7 +25,7 @@ def check_champion(plan: Mapping[str, Any]) -> dict:
   champion = plan.get("champion") or {}
   checkpoint = champion.get("checkpoint") or ""
   exists = bool(checkpoint) and storage.exists(checkpoint + ".index")
-  classes = dataset_classes = None
+  classes = dataset_classes = names = old_names = None
   if exists:
     try:
       cfg, _ = run_config.load_run_config(checkpoint)
@@ -33,10 +33,16 @@ def check_champion(plan: Mapping[str, Any]) -> dict:
     except UserInputError:
       classes = None
     # Only a champion that can be rebuilt needs this run's dataset to compare class counts.
-    dataset_classes = storage.read_json(
-        storage.join(plan["dataset_dir"], "manifest.json"))["num_classes"]
+    manifest = storage.read_json(storage.join(plan["dataset_dir"], "manifest.json"))
+    dataset_classes, names = manifest["num_classes"], manifest.get("class_names")
+    old = champion.get("dataset_dir")
+    old_uri = storage.join(old, "manifest.json") if old else ""
+    old_names = storage.read_json(old_uri).get("class_names") if old_uri and storage.exists(
+        old_uri) else None
   skip = champion_eval_skip(champion or None, checkpoint_exists=exists,
-                            champion_num_classes=classes, dataset_num_classes=dataset_classes)
+                            champion_num_classes=classes, dataset_num_classes=dataset_classes,
+                            champion_class_names=old_names, dataset_class_names=names,
+                            class_mapping=plan.get("class_mapping"))
   return {"skip": skip, "checkpoint": checkpoint,
           "checkpoint_dir": posixpath.dirname(checkpoint) if checkpoint else "",
           # The same settings as the candidate's evaluation, on the champion's checkpoint.
@@ -106,11 +112,35 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
           "champion": storage.join(plan["champion_eval_logdir"], "report.md")},
           overlays=shared_overlays(plan, names))
     decision["report"] = storage.join(plan["compare_dir"], compare_report.COMPARE_MD)
+  found = drift_report(plan)
+  if found:
+    decision["drift"] = found
+    if found["warnings"]:  # never silent: the reason a reviewer reads carries them
+      decision["reason"] += ("; dataset drift against the champion's data: "
+                             + "; ".join(found["warnings"]) + f" (see {found['md']})")
   decision["outcome"] = outcome(decision)
   decision["skip_reason"] = "" if decision["passed"] else f"gate: {decision['reason']}"
   decision["summary"] = summary(decision)  # what a reviewer reads (approval=human)
   storage.write_json(storage.join(plan["run_dir"], GATE_JSON), decision)
   return decision
+
+
+def drift_report(plan: Mapping[str, Any]) -> Optional[dict]:
+  """runs/<run_id>/drift.{json,md,png}: this run's dataset against the champion's; None without
+  a champion whose dataset manifest is still there (or when both are the same dataset)."""
+  from deeplab import storage
+  from deeplab.datasets import drift
+
+  old_dir = (plan.get("champion") or {}).get("dataset_dir")
+  if not old_dir or old_dir == plan["dataset_dir"]:
+    return None
+  old_uri = storage.join(old_dir, "manifest.json")
+  new_uri = storage.join(plan["dataset_dir"], "manifest.json")
+  if not (storage.exists(old_uri) and storage.exists(new_uri)):
+    return None
+  report = drift.compare(storage.read_json(old_uri), storage.read_json(new_uri),
+                         float(plan.get("drift_factor") or drift.DEFAULT_FACTOR))
+  return {**drift.write(report, plan["run_dir"]), "warnings": report["warnings"]}
 
 
 def summary(decision: Mapping[str, Any]) -> str:

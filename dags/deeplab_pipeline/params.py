@@ -32,6 +32,7 @@ DEFAULTS = {
     "dataset_format": "synthetic",
     "source_uri": "",
     "converter_options": {},
+    "class_mapping": {},
     "eval_split": "val",
     "model_name": "deeplab-synthetic",
     "init_from": "scratch",
@@ -43,6 +44,7 @@ DEFAULTS = {
     "miou_tolerance": 0.01,
     "gate_mode": "not_worse",
     "max_class_iou_drop": 0.05,
+    "drift_factor": 2.0,
     "approval": "auto",
     "approval_timeout_minutes": 1440,
     "launcher": "local",
@@ -80,6 +82,11 @@ def build_params() -> dict:
           "converter_options", section="Data", title="Converter options", type="object",
           description="Extra build-tfrecords flags, e.g. {\"num_classes\": 5} for the folder "
           "format. They are part of the dataset fingerprint."),
+      "class_mapping": _p(
+          "class_mapping", section="Data", title="Class mapping", type="object",
+          description="Old class name -> new class name, when this dataset version renamed "
+          "classes: without it a champion trained on other classes is not compared or "
+          "warm-started from."),
       "eval_split": _p(
           "eval_split", section="Data", title="Evaluation split", type="string",
           pattern=NAME_PATTERN, description="Split evaluated by the gate (e.g. val)."),
@@ -151,6 +158,12 @@ def build_params() -> dict:
           type="number", minimum=0, maximum=1,
           description="Refuse a candidate that loses more than this IoU on any class against "
           "the champion on this run's split."),
+      "drift_factor": _p(
+          "drift_factor", section="Gate", title="Drift warning factor", type="number",
+          exclusiveMinimum=1,
+          description="The drift report (runs/<run_id>/drift.md) warns, and the gate's reason "
+          "says so, when a class's pixel share, a split's size or the median image area "
+          "changes by more than this factor against the champion's dataset."),
       "approval": _p(
           "approval", section="Gate", title="Approval", type="string", enum=list(APPROVALS),
           description="auto: the gate decides; human: a person approves or rejects a model "

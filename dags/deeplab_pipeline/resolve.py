@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional
 from deeplab import config as dlconfig
 from deeplab.config import fields as dlfields
 from deeplab.contract import LAUNCHERS
+from deeplab.datasets import class_mapping
 from deeplab.datasets.converters.base import ConvertOptions
 
 # Characters a shell would interpret; URIs and names never need them.
@@ -36,7 +37,8 @@ TRAIN_PARAMS = ("model_variant", "atrous_rates", "output_stride", "decoder_outpu
                  "base_learning_rate", "train_crop_size", "initialize_last_layer")
 PIPELINE_VERSION = 1
 # Gate Params the plan carries as they are (dags/deeplab_pipeline/gate.py applies them).
-GATE_PARAMS = ("gate_mode", "max_class_iou_drop", "approval", "approval_timeout_minutes")
+GATE_PARAMS = ("gate_mode", "max_class_iou_drop", "approval", "approval_timeout_minutes",
+               "drift_factor")
 
 
 def training_seed(fingerprint: str) -> int:
@@ -184,6 +186,7 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
     problems.append(f"source_uri is empty but dataset_format {fmt!r} needs the raw data: give a "
                     f"folder inside {root}")
   options = attempt(_check_flags, conf.get("converter_options") or {}, "converter_options") or {}
+  mapping = attempt(_class_mapping, conf.get("class_mapping")) or {}
   extra = attempt(_check_flags, conf.get("extra_train_flags") or {}, "extra_train_flags") or {}
   if conf["launcher"] not in LAUNCHERS:
     problems.append(f"launcher {conf['launcher']!r} must be one of {', '.join(LAUNCHERS)}")
@@ -244,7 +247,13 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
   config_uri = _join(run_dir, "config.json")
 
   build_skip = ""
-  if converted_fn(dataset_dir):
+  already_converted = converted_fn(dataset_dir)
+  if already_converted and init_from == "champion" and champion:
+    # A warm start maps output index i to class i: refuse other classes before any work.
+    different = class_difference(champion, dataset_dir, mapping)
+    if different:
+      raise ConfError(f"init_from champion refused: {different}")
+  if already_converted:
     build_skip = (f"dataset fingerprint {fingerprint} is already converted at {dataset_dir} "
                   "(same source files and options): nothing to do")
   train_skip = ""
@@ -287,5 +296,27 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
       **{k: conf[k] for k in GATE_PARAMS},
       "champion_eval_logdir": _join(run_dir, "eval_champion"),
       "compare_dir": _join(run_dir, "compare"),
+      "class_mapping": mapping,
       "pipeline_version": PIPELINE_VERSION,
   }
+
+
+def _class_mapping(value) -> dict:
+  try:
+    return class_mapping.parse_mapping(value)
+  except ValueError as e:
+    raise ConfError(str(e)) from None
+
+
+def class_difference(champion: Mapping[str, Any], dataset_dir: str, mapping) -> str:
+  """Why the champion's dataset classes are not this dataset's ("" when they are, or when
+  either manifest is unreadable: the gate checks again once both exist)."""
+  from deeplab.datasets import converted
+  try:
+    old = converted.read_manifest(champion["dataset_dir"]) if champion.get("dataset_dir") else None
+    new = converted.read_manifest(dataset_dir)
+  except (OSError, ValueError):
+    return ""
+  if not old or not new:
+    return ""
+  return class_mapping.difference(old.get("class_names"), new.get("class_names"), mapping)

@@ -33,6 +33,7 @@ from deeplab.errors import UserInputError
 
 log = logging.getLogger("deeplab.build")
 _STAGING_PREFIX = ".build-"
+CLASSES_JSON = "classes.json"
 _SHARD_GLOB = "*-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord"
 
 
@@ -43,10 +44,12 @@ def _fingerprint_options(opts: ConvertOptions) -> Dict[str, Any]:
 def _listing_problems(spec: DatasetSpec, skip: bool) -> List[Dict[str, str]]:
   problems = list(spec.problems) + validate.check_listing(spec.examples)
   if problems and not skip:
-    more = ""
-    if len(problems) > 1:
-      more = f" ({len(problems) - 1} more problems; --on_bad_example=skip converts the rest)"
-    raise UserInputError(problems[0][1] + more)
+    if len(problems) == 1:
+      raise UserInputError(problems[0][1])
+    # Every problem at once: fixing an export one error per run is what makes people give up.
+    raise UserInputError(f"{len(problems)} problems in the source (fix them, or "
+                         "--on_bad_example=skip converts the rest):\n  - "
+                         + "\n  - ".join(reason for _, reason in problems))
   bad = {id(ex) for ex, _ in problems}
   spec.examples = [ex for ex in spec.examples if id(ex) not in bad]
   return [{"file": ex.image_display, "reason": reason} for ex, reason in problems]
@@ -70,7 +73,16 @@ def _publish(out_dir: str, output_uri: str, results, manifest: dict) -> None:
     os.remove(stale)  # Left by a killed or replaced conversion: would match `<split>-*`.
   for r in results:
     os.replace(r.path, os.path.join(out_dir, r.name))
+  if manifest.get("class_source_ids"):  # the annotation formats, whose classes are derived
+    storage.write_json(os.path.join(out_dir, CLASSES_JSON), classes_json(manifest))
   storage.write_json(os.path.join(out_dir, features.MANIFEST), manifest)
+
+
+def classes_json(manifest: dict) -> dict:
+  """classes.json beside the shards: the class mapping in the form --classes_json reads, so the
+  next export of the same project can be pinned to the same indices."""
+  return {"class_names": manifest["class_names"], "num_classes": manifest["num_classes"],
+          "ignore_label": manifest["ignore_label"], "source_ids": manifest["class_source_ids"]}
 
 
 def _manifest(spec: DatasetSpec, opts: ConvertOptions, fingerprint: str, results,
@@ -80,12 +92,21 @@ def _manifest(spec: DatasetSpec, opts: ConvertOptions, fingerprint: str, results
     rs = [r for r in results if r.split == split]
     hist = merge_histograms(rs)
     counts = [0 if c == spec.ignore_label else hist[c] for c in range(spec.num_classes)]
+    sizes: Dict[str, int] = {}
+    for r in rs:
+      for k, n in r.image_sizes.items():
+        sizes[k] = sizes.get(k, 0) + n
     splits[split] = {
         "num_examples": sum(r.num_examples for r in rs),
         "shards": [{"name": r.name, "sha256": r.sha256, "bytes": r.bytes,
                     "num_examples": r.num_examples} for r in rs],
         "class_pixel_counts": counts, "ignored_pixels": hist[spec.ignore_label],
         "max_height": max(r.max_height for r in rs), "max_width": max(r.max_width for r in rs),
+        # What the drift report compares between dataset versions (deeplab.datasets.drift).
+        "image_sizes": dict(sorted(sizes.items())),
+        "images_per_class": [0 if c == spec.ignore_label else
+                             sum(r.images_per_value[c] for r in rs)
+                             for c in range(spec.num_classes)],
     }
     for r in rs:
       conversions.extend(r.channel_conversions)
@@ -96,7 +117,7 @@ def _manifest(spec: DatasetSpec, opts: ConvertOptions, fingerprint: str, results
       "converter": {"format": opts.format, "version": CONVERTER_VERSION,
                     "options": normalize_options(opts.format, _fingerprint_options(opts))},
       "source": opts.source, "num_classes": spec.num_classes, "ignore_label": spec.ignore_label,
-      "class_names": spec.class_names,
+      "class_names": spec.class_names, "class_source_ids": spec.source_ids,
       "image_format": formats.pop() if len(formats) == 1 else "mixed",
       "splits": splits, "channel_conversions": conversions, "skipped": skipped,
       "notes": spec.notes,

@@ -36,7 +36,14 @@ SOURCE_PATTERNS = {
     "ade20k": ("*images/*.jpg", "*annotations/*.png"),
     "folder": ("images/*", "masks/*", "splits/*.txt", "classes.json"),
     "synthetic": (),
+    "cvat_masks": ("labelmap.txt", "SegmentationClass/*", "JPEGImages/*",
+                   "ImageSets/Segmentation/*.txt", "classes.json"),
 }
+# The JSON-export formats: the annotation files, the images and any split lists.
+_EXPORT_PATTERNS = ("*.json", "*.jpg", "*.jpeg", "*.png", "*.JPG", "*.JPEG", "*.PNG",
+                    "splits/*.txt")
+SOURCE_PATTERNS.update({f: _EXPORT_PATTERNS for f in ("coco", "coco_panoptic", "labelme",
+                                                      "label_studio")})
 
 # The converter flags' defaults and kinds, from the one declaration (ConvertOptions), so that a
 # caller passing only some options gets the fingerprint the command would compute.
@@ -55,6 +62,11 @@ RELEVANT_OPTIONS = {
     "synthetic": _COMMON + ("seed", "synthetic_num_train", "synthetic_num_val",
                             "synthetic_image_size", "synthetic_num_classes"),
 }
+# The annotation formats: class mapping and split options change their output too.
+RELEVANT_OPTIONS.update({f: _COMMON + ("classes_json", "annotations", "ignore_classes",
+                                       "split_lists", "val_ratio", "seed")
+                         for f in ("coco", "coco_panoptic", "labelme", "cvat_masks",
+                                   "label_studio")})
 
 
 def check_format(fmt: str) -> None:

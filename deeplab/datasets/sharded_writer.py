@@ -203,6 +203,9 @@ class ShardResult:
   channel_conversions: List[Dict]
   label_conversions: Dict[str, int]
   source_digests: Dict[str, Tuple[int, str]]  # what fingerprint.list_source_files calls `known`
+  # For the drift report: "HxW" -> images of that size; label value -> images that contain it.
+  image_sizes: Dict[str, int] = dataclasses.field(default_factory=dict)
+  images_per_value: List[int] = dataclasses.field(default_factory=lambda: [0] * 256)
 
 
 def write_shard(task: ShardTask) -> ShardResult:
@@ -219,7 +222,7 @@ def write_shard(task: ShardTask) -> ShardResult:
     for src in task.examples:
       try:
         ex = check_example(src.stem, src.image_path, src.label_path, task.rules,
-                           src.image_display, src.label_display)
+                           src.image_display, src.label_display, src.label_recipe)
       except UserInputError as e:
         if not task.skip_bad:
           raise
@@ -234,6 +237,11 @@ def write_shard(task: ShardTask) -> ShardResult:
       for display, size, digest in ex.source_digests:
         result.source_digests[display] = (size, digest)
       hist[:] = map(operator.add, hist, ex.histogram)
+      size = f"{ex.height}x{ex.width}"
+      result.image_sizes[size] = result.image_sizes.get(size, 0) + 1
+      for v, n in enumerate(ex.histogram):
+        if n:
+          result.images_per_value[v] += 1
       result.max_height = max(result.max_height, ex.height)
       result.max_width = max(result.max_width, ex.width)
       formats.add(ex.image_format)

@@ -253,15 +253,26 @@ def check_label(data: bytes, display: str, size: Tuple[int, int], rules: LabelRu
 
 
 def check_example(stem: str, image_path: str, label_path: str, rules: LabelRules,
-                  image_display: str, label_display: str) -> CheckedExample:
-  """Reads and checks one pair; raises UserInputError naming the file at fault."""
+                  image_display: str, label_display: str,
+                  label_recipe: Optional[object] = None) -> CheckedExample:
+  """Reads and checks one pair; raises UserInputError naming the file at fault.
+
+  With a `label_recipe` (annotation formats) the label is drawn from it at the image's size
+  (deeplab.datasets.rasterize), then checked like any mask file.
+  """
   image = read_file(image_path, "image", image_display)
   fmt, height, width, converted, record = check_image(image, image_display)
-  raw_label = read_file(label_path, "label", label_display)
+  if label_recipe is not None:
+    from deeplab.datasets import rasterize
+    pixels = rasterize.render(label_recipe, width, height, image_display)
+    raw_label = pngfile.encode_grey(pixels.tobytes(), width, height)
+    label_digests = ()  # the annotation file is fingerprinted from its own listing
+  else:
+    raw_label = read_file(label_path, "label", label_display)
+    label_digests = ((label_display, len(raw_label), bytes_crc32c(raw_label)),)
   label, hist, label_converted = check_label(raw_label, label_display, (width, height), rules,
                                              image_display)
-  digests = ((image_display, len(image), bytes_crc32c(image)),
-             (label_display, len(raw_label), bytes_crc32c(raw_label)))
+  digests = ((image_display, len(image), bytes_crc32c(image)),) + label_digests
   return CheckedExample(stem=stem, image_bytes=converted if converted is not None else image,
                         image_format=fmt, height=height, width=width, label_bytes=label,
                         histogram=hist, channel_conversion=record,

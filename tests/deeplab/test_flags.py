@@ -24,7 +24,8 @@ _MOBILENET_V3_HEAD = {"aspp_with_squeeze_and_excitation", "decoder_use_sum_merge
 ADDED = {"train": {"config_json", "job_name", "ps_hosts", "worker_hosts"} | _MOBILENET_V3_HEAD,
          "export": {"eval_metrics_json", "inference_max_size"} | _MOBILENET_V3_HEAD,
          "evaluate": {"inference_max_size"} | _MOBILENET_V3_HEAD,
-         "vis": {"inference_max_size"} | _MOBILENET_V3_HEAD}
+         "vis": {"inference_max_size"} | _MOBILENET_V3_HEAD,
+         "build-tfrecords": {"annotations", "ignore_classes"}}
 _KIND = {"string": "string", "integer": "int", "float": "float", "boolean": "bool",
          "enum": "string enum", "list": "comma separated list of strings",
          "multi_integer": "multi_int", "multi_float": "multi_float", "multi_string": "multi_string"}

@@ -7,7 +7,8 @@ for every format (build.py, validate.py, sharded_writer.py).
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+import random
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from deeplab.config.fields import coerce_tuples, setting
 from deeplab.contract import FORMATS
@@ -22,6 +23,9 @@ class SourceExample:
   label_path: Optional[str]
   image_display: str        # paths relative to --source, for messages and the manifest
   label_display: str
+  # Annotation formats: how the worker draws the label (deeplab.datasets.rasterize); label_path
+  # is then the annotation file the label comes from.
+  label_recipe: Optional[object] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,15 +64,23 @@ class ConvertOptions:
   split_lists: Optional[Dict[str, str]] = setting(
       None, "folder: name=list_file pairs (default <source>/splits/*.txt).", kind="list",
       path=True)
-  val_ratio: float = setting(0.2, "folder without list files: share of examples in val.")
-  seed: int = setting(0, "Seed of the folder train/val split and of synthetic data.")
+  annotations: Optional[Tuple[str, ...]] = setting(
+      None, "coco, coco_panoptic, label_studio: split=annotation JSON pairs, paths relative to "
+      "--source (default: found under --source, see docs/datasets.md).", kind="list")
+  ignore_classes: Tuple[str, ...] = setting(
+      ("__ignore__",), "Annotation formats: class names painted with the ignore label.",
+      kind="list")
+  val_ratio: float = setting(0.2, "folder, labelme, label_studio, and a single 'default' "
+                             "subset: share of examples in val.")
+  seed: int = setting(0, "Seed of the train/val split by --val_ratio and of synthetic data.")
   synthetic_num_train: int = setting(120, "synthetic: training examples.")
   synthetic_num_val: int = setting(30, "synthetic: validation examples.")
   synthetic_image_size: int = setting(64, "synthetic: image side in pixels.")
   synthetic_num_classes: int = setting(5, "synthetic: classes including background.")
 
   def __post_init__(self):
-    coerce_tuples(self, {"class_names": str, "splits": str})
+    coerce_tuples(self, {"class_names": str, "splits": str, "annotations": str,
+                         "ignore_classes": str})
     if isinstance(self.split_lists, (list, tuple)):
       object.__setattr__(self, "split_lists", parse_split_lists(self.split_lists))
 
@@ -111,10 +123,12 @@ class DatasetSpec:
   label_map_name: str = ""
   problems: List[Tuple[SourceExample, str]] = dataclasses.field(default_factory=list)
   notes: List[str] = dataclasses.field(default_factory=list)
+  # class index -> the source's own id/name/colour for it (annotation formats), for classes.json
+  source_ids: Optional[Dict[str, object]] = None
 
 
 def example(source: str, split: str, stem: str, image_path: str,
-            label_path: Optional[str]) -> SourceExample:
+            label_path: Optional[str], label_recipe: Optional[object] = None) -> SourceExample:
   root = os.path.join(source, "")
 
   def rel(p):
@@ -123,7 +137,8 @@ def example(source: str, split: str, stem: str, image_path: str,
     # Slicing, not os.path.relpath: relpath costs more than converting a small example.
     r = p[len(root):] if p.startswith(root) else os.path.relpath(p, source)
     return r.replace(os.sep, "/")
-  return SourceExample(split, stem, image_path, label_path, rel(image_path), rel(label_path))
+  return SourceExample(split, stem, image_path, label_path, rel(image_path), rel(label_path),
+                       label_recipe)
 
 
 def select_splits(found: Sequence[str], wanted: Optional[Sequence[str]], source: str) -> List[str]:
@@ -150,6 +165,40 @@ def read_list_file(path: str, display: str) -> List[str]:
     root, ext = os.path.splitext(name)
     stems.append(root if ext.lower() in (".jpg", ".jpeg", ".png") else name)
   return stems
+
+
+def _split_lists(source: str, opts: ConvertOptions) -> Dict[str, str]:
+  if opts.split_lists:
+    return dict(opts.split_lists)
+  folder = os.path.join(source, "splits")
+  if not os.path.isdir(folder):
+    return {}
+  return {f[:-4]: os.path.join(folder, f) for f in sorted(os.listdir(folder))
+          if f.endswith(".txt") and not f.startswith(".")}
+
+
+def ratio_splits(stems: Iterable[str], val_ratio: float, seed: int) -> Dict[str, List[str]]:
+  """A seeded shuffle of `stems` into train and (with val_ratio > 0) val."""
+  if not 0 <= val_ratio < 1:
+    raise UserInputError(f"--val_ratio is {val_ratio}; expected 0 <= ratio < 1")
+  order = sorted(stems)
+  random.Random(seed).shuffle(order)
+  n_val = int(round(len(order) * val_ratio))
+  if val_ratio > 0 and len(order) > 1:
+    n_val = min(max(n_val, 1), len(order) - 1)
+  splits = {"train": sorted(order[n_val:])}
+  if val_ratio > 0:
+    splits["val"] = sorted(order[:n_val])
+  return splits
+
+
+def split_stems(source: str, opts: ConvertOptions, stems: Iterable[str]) -> Dict[str, List[str]]:
+  """split -> stems, from split list files (--split_lists, else <source>/splits/*.txt) or, when
+  there are none, a seeded --val_ratio shuffle of `stems` into train/val."""
+  lists = _split_lists(source, opts)
+  if lists:
+    return {s: read_list_file(p, os.path.relpath(p, source)) for s, p in lists.items()}
+  return ratio_splits(stems, opts.val_ratio, opts.seed)
 
 
 def require_dir(path: str, what: str, fix: str) -> str:
