@@ -39,10 +39,12 @@ def run_demo(tmp_path, root, conf=TINY, timeout=600):
 
 def assert_export_serves_the_split_as_scored(summary):
   """The DAG's export, fed every eval image at full size, scores evaluate's mIoU."""
+  from deeplab.evaluation import input_size
   from tests.deeplab import _serving_kit as kit
   metrics = json.loads(pathlib.Path(summary["run_dir"], "eval", "metrics.json").read_text())
   exported = json.loads(pathlib.Path(summary["export"], "export_result.json").read_text())
-  assert exported["crop_size"] == metrics["eval_crop_size"]
+  # The policy evaluate scored with is the one the export serves (not only the crop).
+  assert exported["inference_policy"] == {k: metrics[k] for k in input_size.SIZE_KEYS}
   assert exported["eval_metrics_json"] == str(pathlib.Path(summary["run_dir"], "eval",
                                                            "metrics.json"))
   examples, predictions = kit.frozen_graph_on_split(summary["export"], summary["dataset_dir"],

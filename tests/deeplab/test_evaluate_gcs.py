@@ -4,6 +4,7 @@ import json
 import os
 
 from deeplab import evaluate, export, storage
+from deeplab.evaluation import input_size
 from tests.deeplab import _eval_kit as kit
 
 
@@ -38,6 +39,7 @@ def test_evaluate_and_export_on_gcs(tmp_path_factory, gcs_bucket, monkeypatch, t
       storage.listdir(export_dir))
   summary = json.loads(result.read_text())
   assert summary["frozen_graph"] == f"{export_dir}/frozen_inference_graph.pb"
-  assert summary["check_passed"] and summary["crop_size"] == metrics["eval_crop_size"]
+  assert summary["check_passed"]
+  assert summary["inference_policy"] == {k: metrics[k] for k in input_size.SIZE_KEYS}
   assert storage.read_json(f"{export_dir}/export_result.json")["config_json"] == \
       f"{run}/config.json"
