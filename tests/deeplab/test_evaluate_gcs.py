@@ -40,6 +40,6 @@ def test_evaluate_and_export_on_gcs(tmp_path_factory, gcs_bucket, monkeypatch, t
   summary = json.loads(result.read_text())
   assert summary["frozen_graph"] == f"{export_dir}/frozen_inference_graph.pb"
   assert summary["check_passed"]
-  assert summary["inference_policy"] == {k: metrics[k] for k in input_size.SIZE_KEYS}
-  assert storage.read_json(f"{export_dir}/export_result.json")["config_json"] == \
-      f"{run}/config.json"
+  exported = storage.read_json(f"{export_dir}/export_result.json")
+  assert exported["config_json"] == f"{run}/config.json"
+  assert exported["inference_policy"] == {k: metrics[k] for k in input_size.SIZE_KEYS}
