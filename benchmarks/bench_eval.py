@@ -178,7 +178,7 @@ def write_sized_split(folder, sizes, num_classes, seed=0):
 
 def child_evaluate(data, ckpt, crop):
   """Runs in its own process: one `evaluate` pass; prints seconds, megapixels, peak RSS."""
-  import resource
+  from benchmarks._memory import peak_rss_mb
   from deeplab import evaluate
   cfg = dl_config.ModelConfig(num_classes=21)
   sizes = eval_pass_sizes(data)
@@ -190,7 +190,7 @@ def child_evaluate(data, ckpt, crop):
   secs = summary["num_images"] / summary["images_per_sec"]
   print(json.dumps({"seconds": secs, "images": len(sizes),
                     "megapixels": float(sum(h * w for h, w in sizes)) / 1e6,
-                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                    "peak_rss_mb": peak_rss_mb()}))
 
 
 def eval_pass_sizes(data):
