@@ -1,7 +1,7 @@
 """Retrain DeepLab weekly or when new raw data lands; ship only a model that beats the champion.
 
-resolve_config -> build_tfrecords -> train -> evaluate -> check_champion -> evaluate_champion
-  -> gate -> approve -> export -> promote
+resolve_config -> build_tfrecords -> check_dataset -> train -> evaluate -> check_champion
+  -> evaluate_champion -> gate -> approve -> export -> promote
 
 Parsing this file imports airflow.sdk, the operators and deeplab.config only (no TensorFlow,
 no storage client): the heavy work runs in `python -m deeplab` jobs through a launcher.
@@ -103,6 +103,28 @@ def deeplab_retrain():
       output_dir=plan["dataset_dir"], flags=plan["build_flags"], launcher=plan["launcher"],
       skip_reason=plan["build_skip"], execution_timeout=STAGE_TIMEOUT)
 
+  # The first point where this run's dataset always exists (converted now or before): the
+  # class check against the champion and the drift report, once (deeplab_pipeline.dataset_check).
+  @task(retries=2, trigger_rule=TriggerRule.NONE_FAILED)
+  def check_dataset(plan: dict) -> dict:
+    """Refuses a warm start from a champion with other classes; writes the drift report."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deeplab_pipeline.dataset_check import ClassesDiffer, check
+
+    try:
+      result = check(plan)
+    except ClassesDiffer as e:  # a retry cannot change the classes
+      raise AirflowFailException(str(e)) from e
+    if result["class_difference"]:
+      print(f"Classes: {result['class_difference']}")
+    drift = result["drift"]
+    print(f"Drift report {drift['md']}" + "".join(f"\n  WARNING: {w}" for w in drift["warnings"])
+          if drift else f"No drift report: {result['note']}")
+    return result
+
+  checked = check_dataset(plan)
+
   train = DeepLabTrainOperator(
       task_id="train", dataset_dir=plan["dataset_dir"], train_logdir=plan["train_logdir"],
       num_clones=plan["num_clones"], flags=plan["train_flags"], launcher=plan["launcher"],
@@ -138,8 +160,8 @@ def deeplab_retrain():
   # Retried: it reads and writes storage, where a gs:// error is transient. A refusal is not a
   # failure (export and promote are skipped), and evaluations that cannot be compared fail at once.
   @task(multiple_outputs=True, retries=2, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-  def gate(eval_result: dict | None, champion_eval: dict | None, champion: dict | None,
-           plan: dict) -> dict:
+  def gate(eval_result: dict | None = None, champion_eval: dict | None = None,
+           champion: dict | None = None, plan: dict | None = None, ti=None) -> dict:
     """Blesses the model or says why not (gate.json, compare/, XCom); export/promote run only
     when blessed."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -147,6 +169,8 @@ def deeplab_retrain():
     from deeplab.errors import UserInputError
     from deeplab_pipeline.judge import judge
 
+    if ti is not None:  # in a DAG run: what the upstream tasks returned, if they ran
+      eval_result, champion, champion_eval = upstream_results(ti)
     if not eval_result:  # training was skipped, so evaluate was too: nothing to judge
       raise AirflowSkipException("the candidate was not evaluated: nothing to judge")
     try:
@@ -156,7 +180,10 @@ def deeplab_retrain():
     print(decision["summary"])
     return decision
 
-  decision = gate(evaluate.output, evaluate_champion.output, champion, plan)
+  # The upstream results are pulled inside: an XComArg argument of a skipped task (the
+  # champion's evaluation on a first run) logs "XCom not found" as an ERROR in a good run.
+  decision = gate(plan=plan)
+  [evaluate, champion] >> decision
 
   # approval=human: a person approves a model the gate passed (Required actions in the UI);
   # Reject or no answer in time skips export and promote. approval=auto: nothing is asked.
@@ -201,8 +228,18 @@ def deeplab_retrain():
 
   promoted = promote(plan, decision, export.output, train.output)
 
-  plan >> build >> train >> evaluate >> champion >> evaluate_champion >> decision
+  plan >> build >> checked >> train >> evaluate >> champion >> evaluate_champion >> decision
   decision >> approve >> export >> promoted
+
+
+def upstream_results(ti) -> tuple:
+  """(evaluate's result, check_champion's, evaluate_champion's) for the gate; None for a task
+  that was skipped. ti.xcom_pull(task_ids=...) reads all map indexes at once and returns None
+  quietly when there is nothing, where resolving an XComArg logs an ERROR."""
+  champion = ti.xcom_pull(task_ids="check_champion")
+  ran = champion is not None and not champion.get("skip")
+  return (ti.xcom_pull(task_ids="evaluate"), champion,
+          ti.xcom_pull(task_ids="evaluate_champion") if ran else None)
 
 
 deeplab_retrain()

@@ -126,21 +126,11 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
 
 
 def drift_report(plan: Mapping[str, Any]) -> Optional[dict]:
-  """runs/<run_id>/drift.{json,md,png}: this run's dataset against the champion's; None without
-  a champion whose dataset manifest is still there (or when both are the same dataset)."""
-  from deeplab import storage
-  from deeplab.datasets import drift
+  """The drift report check_dataset wrote against the champion's dataset (its URIs and
+  warnings), or None (no champion dataset to compare with, or the check did not run)."""
+  from deeplab_pipeline.dataset_check import load
 
-  old_dir = (plan.get("champion") or {}).get("dataset_dir")
-  if not old_dir or old_dir == plan["dataset_dir"]:
-    return None
-  old_uri = storage.join(old_dir, "manifest.json")
-  new_uri = storage.join(plan["dataset_dir"], "manifest.json")
-  if not (storage.exists(old_uri) and storage.exists(new_uri)):
-    return None
-  report = drift.compare(storage.read_json(old_uri), storage.read_json(new_uri),
-                         float(plan.get("drift_factor") or drift.DEFAULT_FACTOR))
-  return {**drift.write(report, plan["run_dir"]), "warnings": report["warnings"]}
+  return (load(plan) or {}).get("drift")
 
 
 def summary(decision: Mapping[str, Any]) -> str:

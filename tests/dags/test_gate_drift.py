@@ -3,6 +3,7 @@ warnings (never silent)."""
 
 import os
 
+from deeplab_pipeline.dataset_check import check
 from deeplab_pipeline.judge import judge
 from tests.deeplab.datasets.test_drift import _version
 
@@ -14,11 +15,14 @@ def test_gate_reason_names_the_drift_and_links_the_report(tmp_path):
           "max_class_iou_drop": 0.05, "drift_factor": 2.0, "run_dir": str(tmp_path / "run"),
           "dataset_dir": str(tmp_path / "v2-out"),
           "champion": {"run_id": "r0", "miou": 0.3, "dataset_dir": str(tmp_path / "v1-out")}}
+  check(plan)  # check_dataset writes the report once the dataset exists
   decision = judge(plan, {"miou": 0.5}, None)
   assert decision["passed"]
   assert "dataset drift against the champion's data" in decision["reason"]
   assert "pixel share of class 'dog' changed 0.1 -> 0.75" in decision["reason"]
   assert decision["drift"]["md"] in decision["reason"] and os.path.exists(decision["drift"]["md"])
   assert os.path.exists(os.path.join(tmp_path, "run", "drift.png"))
-  calm = judge({**plan, "drift_factor": 100.0}, {"miou": 0.5}, None)
+  calm_plan = {**plan, "drift_factor": 100.0}
+  check(calm_plan)
+  calm = judge(calm_plan, {"miou": 0.5}, None)
   assert "drift" not in calm["reason"] and calm["drift"]["warnings"] == []
