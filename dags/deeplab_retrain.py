@@ -9,6 +9,7 @@ Deployment settings come from the environment (operators/settings.py):
   DEEPLAB_STORAGE_ROOT         local folder or gs://bucket/prefix for every artifact
   DEEPLAB_RETRAIN_SCHEDULE     cron or preset, default @weekly; "none": on new raw data only
   DEEPLAB_RAW_DATA_URI         the Asset whose updates trigger a run (default <root>/raw)
+  DEEPLAB_RAW_SOURCES          annotation sources, one Asset each (deeplab_pipeline/raw_sources.py)
   DEEPLAB_TRAIN_TIMEOUT_MINUTES, DEEPLAB_RETRY_DELAY_SECONDS
 """
 
@@ -25,9 +26,10 @@ for _path in (_HERE, os.path.dirname(_HERE)):
   if _path not in sys.path:
     sys.path.insert(0, _path)
 
-from airflow.sdk import (Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule,
-                         dag, task)
+from airflow.sdk import (Asset, AssetAlias, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable,
+                         TriggerRule, dag, task)
 
+from deeplab_pipeline import raw_sources
 from deeplab_pipeline.params import build_params
 from operators import (BuildTFRecordsOperator, DeepLabEvalOperator, DeepLabExportOperator,
                        DeepLabTrainOperator)
@@ -46,8 +48,11 @@ TRAIN_TIMEOUT = datetime.timedelta(
     minutes=int(os.environ.get("DEEPLAB_TRAIN_TIMEOUT_MINUTES", "720")))
 # "@weekly" (default) or any cron: that time OR new raw data; "none": only new raw data.
 _CRON = os.environ.get("DEEPLAB_RETRAIN_SCHEDULE", "@weekly").strip()
-SCHEDULE = ([RAW_DATA] if _CRON.lower() in ("", "none", "off") else AssetOrTimeSchedule(
-    timetable=CronTriggerTimetable(_CRON, timezone="UTC"), assets=[RAW_DATA]))
+# New data: the catch-all Asset or any declared annotation source's own Asset.
+RAW_ASSETS = AssetAny(RAW_DATA, *raw_sources.assets(
+    ROOT, raw_sources.parse_sources(os.environ.get(raw_sources.ENV))))
+SCHEDULE = (RAW_ASSETS if _CRON.lower() in ("", "none", "off") else AssetOrTimeSchedule(
+    timetable=CronTriggerTimetable(_CRON, timezone="UTC"), assets=RAW_ASSETS))
 STAGE_TIMEOUT = datetime.timedelta(hours=2)
 
 
@@ -66,7 +71,7 @@ STAGE_TIMEOUT = datetime.timedelta(hours=2)
 def deeplab_retrain():
 
   @task(multiple_outputs=True, retries=0)
-  def resolve_config(params=None, dag_run=None) -> dict:
+  def resolve_config(params=None, dag_run=None, triggering_asset_events=None) -> dict:
     """Validates the conf beyond the schema and freezes the plan (runs/<run_id>/config.json)."""
     import json
 
@@ -81,8 +86,17 @@ def deeplab_retrain():
     def load_champion(uri):
       return storage.read_json(uri) if storage.exists(uri) else None
 
+    try:  # a run started by new data converts the source that announced it
+      settings, started_by = raw_sources.run_settings(
+          [(e.asset.name, e.extra, e.timestamp) for events in
+           (triggering_asset_events or {}).values() for e in events],
+          raw_sources.parse_sources(os.environ.get(raw_sources.ENV)))
+    except raw_sources.SourceError as e:
+      raise AirflowFailException(str(e)) from e
+    if started_by:
+      print(started_by)
     try:
-      plan = r.resolve(dict(params), run_id=dag_run.run_id, run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+      plan = r.resolve({**dict(params), **settings}, run_id=dag_run.run_id, run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
                        storage_root=storage_root(), load_champion=load_champion,
                        fingerprint_fn=compute_fingerprint, converted_fn=is_converted)
     except (r.ConfError, UserInputError) as e:
