@@ -26,3 +26,28 @@ def test_gate_reason_names_the_drift_and_links_the_report(tmp_path):
   check(calm_plan)
   calm = judge(calm_plan, {"miou": 0.5}, None)
   assert "drift" not in calm["reason"] and calm["drift"]["warnings"] == []
+
+
+def test_the_gate_report_links_the_drift_report_and_its_chart(tmp_path):
+  # With the champion evaluated on this split, compare/compare.md (the gate's report) links
+  # the drift report; drift.md shows the chart of class shares and image sizes.
+  from tests.dags.test_gate_compare_task import _data, _plan, _write_eval
+  _version(str(tmp_path / "v1"), 20, 2, 3)
+  _version(str(tmp_path / "v2"), 40, 30, 2)
+  plan = {**_plan(str(tmp_path), {"miou": 0.5, "run_id": "r1",
+                                  "dataset_dir": str(tmp_path / "v1-out")}),
+          "dataset_dir": str(tmp_path / "v2-out"), "drift_factor": 2.0}
+  labels, perfect = _data()
+  names = [f"img_{i}" for i in range(len(labels))]
+  champion_eval = _write_eval(plan["champion_eval_logdir"], labels, perfect, names)
+  checked = check(plan)
+  decision = judge(plan, _write_eval(plan["eval_logdir"], labels, perfect, names),
+                   champion_eval)
+  with open(decision["report"]) as f:
+    report = f.read()
+  assert f"- dataset drift against the champion's data: `{checked['drift']['md']}`" in report
+  assert "pixel share of class 'dog' changed" in report  # the verdict line carries the warning
+  assert f"dataset drift: {checked['drift']['md']}" in decision["summary"]
+  with open(checked["drift"]["md"]) as f:
+    assert ("![Class pixel share before/after and image-area histogram (train)](drift.png)"
+            in f.read())
