@@ -132,9 +132,12 @@ def deeplab_retrain():
       raise AirflowFailException(str(e)) from e
     if result["class_difference"]:
       print(f"Classes: {result['class_difference']}")
-    drift = result["drift"]
-    print(f"Drift report {drift['md']}" + "".join(f"\n  WARNING: {w}" for w in drift["warnings"])
-          if drift else f"No drift report: {result['note']}")
+    if result["drift"]:
+      print(f"Drift report {result['drift']['md']}")
+      for warning in result["drift"]["warnings"]:
+        print(f"  WARNING: {warning}")
+    else:
+      print(f"No drift report: {result['note']}")
     return result
 
   checked = check_dataset(plan)

@@ -63,6 +63,10 @@ def check(plan: Mapping[str, Any]) -> dict:
       if result["class_difference"] and warm_starts_from_champion(plan):
         # Output index i means class i of the training data: the warm start would be wrong.
         raise ClassesDiffer(f"init_from champion refused: {result['class_difference']}")
+      # Classes are matched by name: a renamed class is compared with itself under its new name.
+      mapping = plan.get("class_mapping") or {}
+      if old.get("class_names"):
+        old = {**old, "class_names": [mapping.get(n, n) for n in old["class_names"]]}
       report = drift.compare(old, new, float(plan.get("drift_factor") or drift.DEFAULT_FACTOR))
       result["drift"] = {**drift.write(report, plan["run_dir"]),
                          "warnings": report["warnings"]}
