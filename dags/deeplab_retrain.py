@@ -1,7 +1,7 @@
 """Retrain DeepLab weekly or when new raw data lands; ship only a model that beats the champion.
 
-resolve_config -> build_tfrecords -> train -> evaluate -> check_champion -> evaluate_champion
-  -> gate -> approve -> export -> promote
+resolve_config -> build_tfrecords -> check_dataset -> train -> evaluate -> check_champion
+  -> evaluate_champion -> gate -> approve -> export -> promote
 
 Parsing this file imports airflow.sdk, the operators and deeplab.config only (no TensorFlow,
 no storage client): the heavy work runs in `python -m deeplab` jobs through a launcher.
@@ -9,6 +9,7 @@ Deployment settings come from the environment (operators/settings.py):
   DEEPLAB_STORAGE_ROOT         local folder or gs://bucket/prefix for every artifact
   DEEPLAB_RETRAIN_SCHEDULE     cron or preset, default @weekly; "none": on new raw data only
   DEEPLAB_RAW_DATA_URI         the Asset whose updates trigger a run (default <root>/raw)
+  DEEPLAB_RAW_SOURCES          annotation sources, one Asset each (deeplab_pipeline/raw_sources.py)
   DEEPLAB_TRAIN_TIMEOUT_MINUTES, DEEPLAB_RETRY_DELAY_SECONDS
 """
 
@@ -25,9 +26,10 @@ for _path in (_HERE, os.path.dirname(_HERE)):
   if _path not in sys.path:
     sys.path.insert(0, _path)
 
-from airflow.sdk import (Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule,
-                         dag, task)
+from airflow.sdk import (Asset, AssetAlias, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable,
+                         TriggerRule, dag, task)
 
+from deeplab_pipeline import raw_sources
 from deeplab_pipeline.params import build_params
 from operators import (BuildTFRecordsOperator, DeepLabEvalOperator, DeepLabExportOperator,
                        DeepLabTrainOperator)
@@ -46,8 +48,11 @@ TRAIN_TIMEOUT = datetime.timedelta(
     minutes=int(os.environ.get("DEEPLAB_TRAIN_TIMEOUT_MINUTES", "720")))
 # "@weekly" (default) or any cron: that time OR new raw data; "none": only new raw data.
 _CRON = os.environ.get("DEEPLAB_RETRAIN_SCHEDULE", "@weekly").strip()
-SCHEDULE = ([RAW_DATA] if _CRON.lower() in ("", "none", "off") else AssetOrTimeSchedule(
-    timetable=CronTriggerTimetable(_CRON, timezone="UTC"), assets=[RAW_DATA]))
+# New data: the catch-all Asset or any declared annotation source's own Asset.
+RAW_ASSETS = AssetAny(RAW_DATA, *raw_sources.assets(
+    ROOT, raw_sources.parse_sources(os.environ.get(raw_sources.ENV))))
+SCHEDULE = (RAW_ASSETS if _CRON.lower() in ("", "none", "off") else AssetOrTimeSchedule(
+    timetable=CronTriggerTimetable(_CRON, timezone="UTC"), assets=RAW_ASSETS))
 STAGE_TIMEOUT = datetime.timedelta(hours=2)
 
 
@@ -66,7 +71,7 @@ STAGE_TIMEOUT = datetime.timedelta(hours=2)
 def deeplab_retrain():
 
   @task(multiple_outputs=True, retries=0)
-  def resolve_config(params=None, dag_run=None) -> dict:
+  def resolve_config(params=None, dag_run=None, triggering_asset_events=None) -> dict:
     """Validates the conf beyond the schema and freezes the plan (runs/<run_id>/config.json)."""
     import json
 
@@ -81,8 +86,17 @@ def deeplab_retrain():
     def load_champion(uri):
       return storage.read_json(uri) if storage.exists(uri) else None
 
+    try:  # a run started by new data converts the source that announced it
+      settings, started_by = raw_sources.run_settings(
+          [(e.asset.name, e.extra, e.timestamp) for events in
+           (triggering_asset_events or {}).values() for e in events],
+          raw_sources.parse_sources(os.environ.get(raw_sources.ENV)))
+    except raw_sources.SourceError as e:
+      raise AirflowFailException(str(e)) from e
+    if started_by:
+      print(started_by)
     try:
-      plan = r.resolve(dict(params), run_id=dag_run.run_id, run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+      plan = r.resolve({**dict(params), **settings}, run_id=dag_run.run_id, run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
                        storage_root=storage_root(), load_champion=load_champion,
                        fingerprint_fn=compute_fingerprint, converted_fn=is_converted)
     except (r.ConfError, UserInputError) as e:
@@ -102,6 +116,31 @@ def deeplab_retrain():
       task_id="build_tfrecords", format=plan["build_format"], source=plan["build_source"],
       output_dir=plan["dataset_dir"], flags=plan["build_flags"], launcher=plan["launcher"],
       skip_reason=plan["build_skip"], execution_timeout=STAGE_TIMEOUT)
+
+  # The first point where this run's dataset always exists (converted now or before): the
+  # class check against the champion and the drift report, once (deeplab_pipeline.dataset_check).
+  @task(retries=2, trigger_rule=TriggerRule.NONE_FAILED)
+  def check_dataset(plan: dict) -> dict:
+    """Refuses a warm start from a champion with other classes; writes the drift report."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deeplab_pipeline.dataset_check import ClassesDiffer, check
+
+    try:
+      result = check(plan)
+    except ClassesDiffer as e:  # a retry cannot change the classes
+      raise AirflowFailException(str(e)) from e
+    if result["class_difference"]:
+      print(f"Classes: {result['class_difference']}")
+    if result["drift"]:
+      print(f"Drift report {result['drift']['md']}")
+      for warning in result["drift"]["warnings"]:
+        print(f"  WARNING: {warning}")
+    else:
+      print(f"No drift report: {result['note']}")
+    return result
+
+  checked = check_dataset(plan)
 
   train = DeepLabTrainOperator(
       task_id="train", dataset_dir=plan["dataset_dir"], train_logdir=plan["train_logdir"],
@@ -138,8 +177,8 @@ def deeplab_retrain():
   # Retried: it reads and writes storage, where a gs:// error is transient. A refusal is not a
   # failure (export and promote are skipped), and evaluations that cannot be compared fail at once.
   @task(multiple_outputs=True, retries=2, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-  def gate(eval_result: dict | None, champion_eval: dict | None, champion: dict | None,
-           plan: dict) -> dict:
+  def gate(eval_result: dict | None = None, champion_eval: dict | None = None,
+           champion: dict | None = None, plan: dict | None = None, ti=None) -> dict:
     """Blesses the model or says why not (gate.json, compare/, XCom); export/promote run only
     when blessed."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -147,6 +186,8 @@ def deeplab_retrain():
     from deeplab.errors import UserInputError
     from deeplab_pipeline.judge import judge
 
+    if ti is not None:  # in a DAG run: what the upstream tasks returned, if they ran
+      eval_result, champion, champion_eval = upstream_results(ti)
     if not eval_result:  # training was skipped, so evaluate was too: nothing to judge
       raise AirflowSkipException("the candidate was not evaluated: nothing to judge")
     try:
@@ -156,7 +197,10 @@ def deeplab_retrain():
     print(decision["summary"])
     return decision
 
-  decision = gate(evaluate.output, evaluate_champion.output, champion, plan)
+  # The upstream results are pulled inside: an XComArg argument of a skipped task (the
+  # champion's evaluation on a first run) logs "XCom not found" as an ERROR in a good run.
+  decision = gate(plan=plan)
+  [evaluate, champion] >> decision
 
   # approval=human: a person approves a model the gate passed (Required actions in the UI);
   # Reject or no answer in time skips export and promote. approval=auto: nothing is asked.
@@ -201,8 +245,18 @@ def deeplab_retrain():
 
   promoted = promote(plan, decision, export.output, train.output)
 
-  plan >> build >> train >> evaluate >> champion >> evaluate_champion >> decision
+  plan >> build >> checked >> train >> evaluate >> champion >> evaluate_champion >> decision
   decision >> approve >> export >> promoted
+
+
+def upstream_results(ti) -> tuple:
+  """(evaluate's result, check_champion's, evaluate_champion's) for the gate; None for a task
+  that was skipped. ti.xcom_pull(task_ids=...) reads all map indexes at once and returns None
+  quietly when there is nothing, where resolving an XComArg logs an ERROR."""
+  champion = ti.xcom_pull(task_ids="check_champion")
+  ran = champion is not None and not champion.get("skip")
+  return (ti.xcom_pull(task_ids="evaluate"), champion,
+          ti.xcom_pull(task_ids="evaluate_champion") if ran else None)
 
 
 deeplab_retrain()

@@ -44,6 +44,7 @@ out["module_files"] = {m.__name__: m.__file__ for m in (deeplab, deeplab_pipelin
 params = {name: dag.params[name] for name in dag.params}
 dag_run = types.SimpleNamespace(run_id="manual__2026-11-28T00:00:00+00:00", run_type="manual")
 plan = dag.get_task("resolve_config").python_callable(params=params, dag_run=dag_run)
+out["dataset_check"] = dag.get_task("check_dataset").python_callable(plan)
 champion = dag.get_task("check_champion").python_callable(plan)
 decision = dag.get_task("gate").python_callable(
     eval_result={"miou": 0.61, "checkpoint": f"{plan['train_logdir']}/model.ckpt-500"},

@@ -88,8 +88,10 @@ def test_airflow_side_install_has_no_tensorflow_and_runs_the_light_tasks(tmp_pat
   assert out["tensorflow"] is None, "the default install pulled TensorFlow in"
   assert out["import_errors"] == {}
   assert out["tensorflow_loaded"] == []
-  assert {"resolve_config", "build_tfrecords", "train", "evaluate", "check_champion",
-          "evaluate_champion", "gate", "approve", "export", "promote"} == set(out["tasks"])
+  assert {"resolve_config", "build_tfrecords", "check_dataset", "train", "evaluate",
+          "check_champion", "evaluate_champion", "gate", "approve", "export",
+          "promote"} == set(out["tasks"])
+  assert out["dataset_check"]["note"] == "no champion dataset to compare with"
   site = str(venv)
   for name, path in out["module_files"].items():
     assert path.startswith(site), f"{name} came from {path}, not from the installed package"

@@ -96,6 +96,7 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
   from deeplab import storage
 
   comparison = None
+  found = drift_report(plan)
   if champion_eval:
     comparison, cand, champ, names = compare_evaluations(plan)
   decision = decide(find_miou(eval_result or {}), min_miou=plan["min_miou"],
@@ -103,6 +104,11 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
                     comparison=comparison, mode=plan["gate_mode"],
                     max_class_iou_drop=plan["max_class_iou_drop"],
                     champion_note=champion_note)
+  if found:
+    decision["drift"] = found
+    if found["warnings"]:  # never silent: the reason a reviewer reads carries them
+      decision["reason"] += ("; dataset drift against the champion's data: "
+                             + "; ".join(found["warnings"]) + f" (see {found['md']})")
   if comparison is not None:
     from deeplab.evaluation import compare_report
     with storage.output_dir(plan["compare_dir"],
@@ -110,14 +116,8 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
       compare_report.write(out, comparison, cand, champ, names, verdict=decision, reports={
           "candidate": storage.join(plan["eval_logdir"], "report.md"),
           "champion": storage.join(plan["champion_eval_logdir"], "report.md")},
-          overlays=shared_overlays(plan, names))
+          overlays=shared_overlays(plan, names), drift=(found or {}).get("md", ""))
     decision["report"] = storage.join(plan["compare_dir"], compare_report.COMPARE_MD)
-  found = drift_report(plan)
-  if found:
-    decision["drift"] = found
-    if found["warnings"]:  # never silent: the reason a reviewer reads carries them
-      decision["reason"] += ("; dataset drift against the champion's data: "
-                             + "; ".join(found["warnings"]) + f" (see {found['md']})")
   decision["outcome"] = outcome(decision)
   decision["skip_reason"] = "" if decision["passed"] else f"gate: {decision['reason']}"
   decision["summary"] = summary(decision)  # what a reviewer reads (approval=human)
@@ -126,21 +126,11 @@ def judge(plan: Mapping[str, Any], eval_result: Mapping[str, Any],
 
 
 def drift_report(plan: Mapping[str, Any]) -> Optional[dict]:
-  """runs/<run_id>/drift.{json,md,png}: this run's dataset against the champion's; None without
-  a champion whose dataset manifest is still there (or when both are the same dataset)."""
-  from deeplab import storage
-  from deeplab.datasets import drift
+  """The drift report check_dataset wrote against the champion's dataset (its URIs and
+  warnings), or None (no champion dataset to compare with, or the check did not run)."""
+  from deeplab_pipeline.dataset_check import load
 
-  old_dir = (plan.get("champion") or {}).get("dataset_dir")
-  if not old_dir or old_dir == plan["dataset_dir"]:
-    return None
-  old_uri = storage.join(old_dir, "manifest.json")
-  new_uri = storage.join(plan["dataset_dir"], "manifest.json")
-  if not (storage.exists(old_uri) and storage.exists(new_uri)):
-    return None
-  report = drift.compare(storage.read_json(old_uri), storage.read_json(new_uri),
-                         float(plan.get("drift_factor") or drift.DEFAULT_FACTOR))
-  return {**drift.write(report, plan["run_dir"]), "warnings": report["warnings"]}
+  return (load(plan) or {}).get("drift")
 
 
 def summary(decision: Mapping[str, Any]) -> str:
@@ -156,6 +146,8 @@ def summary(decision: Mapping[str, Any]) -> str:
   lines.append(decision.get("outcome") or outcome(decision))
   if decision.get("report"):
     lines.append(f"report: {decision['report']}")
+  if decision.get("drift"):
+    lines.append(f"dataset drift: {decision['drift']['md']}")
   return "\n".join(lines)
 
 

@@ -247,13 +247,9 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
   config_uri = _join(run_dir, "config.json")
 
   build_skip = ""
-  already_converted = converted_fn(dataset_dir)
-  if already_converted and init_from == "champion" and champion:
-    # A warm start maps output index i to class i: refuse other classes before any work.
-    different = class_difference(champion, dataset_dir, mapping)
-    if different:
-      raise ConfError(f"init_from champion refused: {different}")
-  if already_converted:
+  # The class check against the champion waits for check_dataset (deeplab_pipeline.
+  # dataset_check): only there do both datasets always exist.
+  if converted_fn(dataset_dir):
     build_skip = (f"dataset fingerprint {fingerprint} is already converted at {dataset_dir} "
                   "(same source files and options): nothing to do")
   train_skip = ""
@@ -297,6 +293,7 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
       "champion_eval_logdir": _join(run_dir, "eval_champion"),
       "compare_dir": _join(run_dir, "compare"),
       "class_mapping": mapping,
+      "init_from": init_from,
       "pipeline_version": PIPELINE_VERSION,
   }
 
@@ -307,16 +304,3 @@ def _class_mapping(value) -> dict:
   except ValueError as e:
     raise ConfError(str(e)) from None
 
-
-def class_difference(champion: Mapping[str, Any], dataset_dir: str, mapping) -> str:
-  """Why the champion's dataset classes are not this dataset's ("" when they are, or when
-  either manifest is unreadable: the gate checks again once both exist)."""
-  from deeplab.datasets import converted
-  try:
-    old = converted.read_manifest(champion["dataset_dir"]) if champion.get("dataset_dir") else None
-    new = converted.read_manifest(dataset_dir)
-  except (OSError, ValueError):
-    return ""
-  if not old or not new:
-    return ""
-  return class_mapping.difference(old.get("class_names"), new.get("class_names"), mapping)

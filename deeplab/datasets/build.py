@@ -41,15 +41,27 @@ def _fingerprint_options(opts: ConvertOptions) -> Dict[str, Any]:
   return {k: getattr(opts, k) for k in DEFAULTS}
 
 
+def _problems_error(reasons: List[str]) -> UserInputError:
+  if len(reasons) == 1:
+    return UserInputError(reasons[0])
+  # Every problem at once: fixing an export one error per run is what makes people give up.
+  return UserInputError(f"{len(reasons)} problems in the source (fix them, or "
+                        "--on_bad_example=skip converts the rest):\n  - " + "\n  - ".join(reasons))
+
+
+def _bad_examples_error(results) -> Optional[UserInputError]:
+  """Every example the workers could not convert (not only the first), each with its file."""
+  bad = [s for r in results for s in r.skipped]
+  if not bad:
+    return None
+  return _problems_error([s["reason"] if s["file"] in s["reason"] else
+                          f"{s['file']}: {s['reason']}" for s in bad])
+
+
 def _listing_problems(spec: DatasetSpec, skip: bool) -> List[Dict[str, str]]:
   problems = list(spec.problems) + validate.check_listing(spec.examples)
   if problems and not skip:
-    if len(problems) == 1:
-      raise UserInputError(problems[0][1])
-    # Every problem at once: fixing an export one error per run is what makes people give up.
-    raise UserInputError(f"{len(problems)} problems in the source (fix them, or "
-                         "--on_bad_example=skip converts the rest):\n  - "
-                         + "\n  - ".join(reason for _, reason in problems))
+    raise _problems_error([reason for _, reason in problems])
   bad = {id(ex) for ex, _ in problems}
   spec.examples = [ex for ex in spec.examples if id(ex) not in bad]
   return [{"file": ex.image_display, "reason": reason} for ex, reason in problems]
@@ -176,6 +188,9 @@ def convert(spec: DatasetSpec, opts: ConvertOptions, out_dir: str, output_uri: s
     log.info("converting %d examples of %s into %d shards with %d workers",
              len(spec.examples), ", ".join(spec.split_names), len(tasks), num_workers)
     results = write_shards(tasks, pool)
+    error = None if skip else _bad_examples_error(results)
+    if error:
+      raise error
     validate.check_splits_not_empty(
         {s: sum(r.num_examples for r in results if r.split == s) for s in spec.split_names},
         opts.source)

@@ -98,11 +98,14 @@ def _pct(v: Optional[float]) -> str:
   return "-" if v is None else f"{100 * v:.2f}%"
 
 
-def markdown(report: Mapping[str, Any]) -> str:
-  """The report as a readable page (tables per split, warnings first)."""
+def markdown(report: Mapping[str, Any], chart_png: str = "") -> str:
+  """The report as a readable page (warnings first, the chart, tables per split)."""
   lines = [f"# Dataset drift: {report['old_fingerprint']} -> {report['new_fingerprint']}", ""]
   lines += [f"- WARNING: {w}" for w in report["warnings"]] or ["No change beyond "
                                                                f"x{report['factor']:g}."]
+  if chart_png:
+    lines += ["", f"![Class pixel share before/after and image-area histogram ("
+                  f"{next(iter(report['splits']))})]({chart_png})"]
   for split, s in report["splits"].items():
     lines += ["", f"## {split}", "",
               f"images {s['num_examples'][0]} -> {s['num_examples'][1]}; median image area "
@@ -155,7 +158,6 @@ def write(report: Mapping[str, Any], run_dir: str) -> Dict[str, str]:
   out = {"json": storage.join(run_dir, "drift.json"), "md": storage.join(run_dir, "drift.md"),
          "png": storage.join(run_dir, "drift.png")}
   storage.write_json(out["json"], dict(report))
-  storage.write_text(out["md"], markdown(report))
   if report["splits"] and importlib.util.find_spec("matplotlib") is not None:
     # The chart needs the [train] extra's matplotlib; an Airflow-side install gets json + md.
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,4 +166,6 @@ def write(report: Mapping[str, Any], run_dir: str) -> Dict[str, str]:
         storage.write_bytes(out["png"], f.read())
   else:
     del out["png"]
+  # drift.md last, showing the chart beside it (a relative link) when there is one.
+  storage.write_text(out["md"], markdown(report, "drift.png" if "png" in out else ""))
   return out

@@ -224,8 +224,7 @@ def write_shard(task: ShardTask) -> ShardResult:
         ex = check_example(src.stem, src.image_path, src.label_path, task.rules,
                            src.image_display, src.label_display, src.label_recipe)
       except UserInputError as e:
-        if not task.skip_bad:
-          raise
+        # Kept even when bad examples are not skipped: the caller lists every one at once.
         result.skipped.append({"file": src.image_display, "reason": str(e)})
         continue
       pieces = tfrecord_pieces(example_pieces(ex))
@@ -306,8 +305,8 @@ def write_shards(tasks: Sequence[ShardTask],
                  pool: Optional[multiprocessing.pool.Pool]) -> List[ShardResult]:
   """Runs `write_shard` over all tasks in `pool` (see worker_pool), or serially for None.
 
-  Raises:
-    UserInputError: the first bad example (in task order) when tasks do not skip bad examples.
+  Bad examples are in each result's `skipped`, whether or not the tasks skip them: the caller
+  refuses the conversion listing them all (build.convert).
   """
   progress = _Progress(tasks)
   # Each finished shard is fsync'ed in a thread while the next ones are computed: the caller

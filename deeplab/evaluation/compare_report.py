@@ -65,7 +65,7 @@ def save_images_png(names: Sequence[str], deltas: Sequence[float], path: str) ->
 def write(out_dir: str, comparison: Mapping, candidate: np.ndarray, champion: np.ndarray,
           image_names: Sequence[str], verdict: Optional[Mapping] = None,
           reports: Optional[Mapping[str, str]] = None,
-          overlays: Sequence[Tuple[int, str, str]] = ()) -> List[str]:
+          overlays: Sequence[Tuple[int, str, str]] = (), drift: str = "") -> List[str]:
   """Writes compare.md and its PNGs into a local folder; returns the files written.
 
   Args:
@@ -77,6 +77,7 @@ def write(out_dir: str, comparison: Mapping, candidate: np.ndarray, champion: np
     reports: label -> where each model's own evaluation report is.
     overlays: (image index, candidate overlay, champion overlay): the overlays both
       evaluations drew of the same image (links relative to `out_dir`).
+    drift: where the drift report of this run's dataset against the champion's is ("": none).
   """
   os.makedirs(out_dir, exist_ok=True)
   save_class_png(comparison, os.path.join(out_dir, CLASS_PNG))
@@ -103,6 +104,8 @@ def write(out_dir: str, comparison: Mapping, candidate: np.ndarray, champion: np
       ""]
   for label, uri in (reports or {}).items():
     lines.append(f"- {label} evaluation report: `{uri}`")
+  if drift:
+    lines.append(f"- dataset drift against the champion's data: `{drift}`")
   lines += ["", "## Per class", "", "| class | candidate IoU | champion IoU | Δ |",
             "|---|---:|---:|---:|"]
   for r in comparison["per_class"]:

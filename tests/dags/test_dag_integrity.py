@@ -34,7 +34,7 @@ def test_dag_folder_parses_without_errors_and_without_tensorflow(tmp_path):
 
 
 def test_task_graph(dag):
-  chain = ["resolve_config", "build_tfrecords", "train", "evaluate", "check_champion",
+  chain = ["resolve_config", "build_tfrecords", "check_dataset", "train", "evaluate", "check_champion",
            "evaluate_champion", "gate", "approve", "export", "promote"]
   assert sorted(dag.task_ids) == sorted(chain)
   for up, down in zip(chain, chain[1:]):
@@ -51,7 +51,7 @@ def test_policy(dag):
 
 
 def test_retries_on_retryable_tasks_only(dag):
-  for task_id in ("build_tfrecords", "train", "evaluate", "check_champion", "evaluate_champion",
+  for task_id in ("build_tfrecords", "check_dataset", "train", "evaluate", "check_champion", "evaluate_champion",
                   "gate", "export", "promote"):
     assert dag.get_task(task_id).retries >= 2, task_id
   # A bad conf does not get better by retrying; a person's answer is not asked twice.
@@ -69,6 +69,7 @@ def test_timeouts(dag):
 
 def test_train_runs_when_conversion_was_skipped(dag):
   assert dag.get_task("train").trigger_rule == "none_failed"
+  assert dag.get_task("check_dataset").trigger_rule == "none_failed"
 
 
 def test_gate_runs_without_a_champion_evaluation_but_not_after_a_failure(dag):

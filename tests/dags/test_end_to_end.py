@@ -34,6 +34,10 @@ def run_demo(tmp_path, root, conf=TINY, timeout=600):
   summary = json.loads(lines[-1])
   assert out.returncode == 0 and summary["state"] == "success", \
       f"{summary}\n{out.stdout[-6000:]}"
+  # A run that succeeds prints no ERROR line (the demo shows Airflow's [error] log lines as
+  # "<task> ERROR: ..."): e.g. not the gate reading the XCom of a skipped champion evaluation.
+  errors = [l for l in out.stdout.splitlines() if " ERROR: " in l]
+  assert not errors, "\n".join(errors)
   return summary
 
 

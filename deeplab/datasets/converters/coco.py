@@ -41,6 +41,19 @@ def image_folders(source: str, split: str, json_path: str) -> List[str]:
           os.path.join(source, "images"), os.path.join(source, split), source]
 
 
+def add_categories(data: dict, rel: str, split: str, categories: Dict, problems: ann.Problems):
+  """Adds the file's categories (id -> name) to `categories`; an id that another file read
+  into `categories` names differently is a problem (shared by the coco and coco_panoptic
+  formats)."""
+  for cat in data.get("categories") or []:
+    cid, name = cat.get("id"), str(cat.get("name", ""))
+    if cid in categories and categories[cid] != name:
+      problems.add(rel, f"'{rel}' names category id {cid} {name!r} but another annotation "
+                   f"file names it {categories[cid]!r}; export both with the same categories",
+                   split)
+    categories.setdefault(cid, name)
+
+
 def read_split(source: str, split: str, rels: List[str], problems: ann.Problems):
   """(categories id -> name, images file_name -> entry, annotations file_name -> list, the
   JSON each image came from) over the split's files."""
@@ -51,13 +64,7 @@ def read_split(source: str, split: str, rels: List[str], problems: ann.Problems)
       problems.add(rel, f"'{rel}' is not a COCO file (no 'images' list); export it again as "
                    "COCO JSON", split)
       continue
-    for cat in data.get("categories") or []:
-      cid, name = cat.get("id"), str(cat.get("name", ""))
-      if cid in categories and categories[cid] != name:
-        problems.add(rel, f"'{rel}' names category id {cid} {name!r} but another file of "
-                     f"split '{split}' names it {categories[cid]!r}; export both with the same "
-                     "categories", split)
-      categories.setdefault(cid, name)
+    add_categories(data, rel, split, categories, problems)
     ids = {}
     for img in data["images"]:
       name = str(img.get("file_name", ""))

@@ -33,8 +33,7 @@ def describe(source: str, opts: ConvertOptions) -> DatasetSpec:
                      "export it again", split)
         continue
       docs.setdefault(split, []).append((rel, data))
-      for cat in data.get("categories") or []:
-        categories.setdefault(cat.get("id"), str(cat.get("name", "")))
+      coco.add_categories(data, rel, split, categories, problems)
   ordered = [categories[c] for c in sorted(categories, key=lambda c: (str(type(c)), c))]
   classes = ann.ClassTable(opts, ordered, background=False,
                            source_json=os.path.join(source, "classes.json"))

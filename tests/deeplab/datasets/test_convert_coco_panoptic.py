@@ -61,3 +61,19 @@ def test_unknown_category_names_the_file(tmp_path):
   with pytest.raises(UserInputError, match=r"'annotations/panoptic_val2017.json' image_id 139 "
                                            r"segment 70000 has category_id 999"):
     convert("coco_panoptic", src, str(tmp_path / "out"))
+
+
+def test_a_category_named_differently_by_two_files_is_refused(tmp_path):
+  # A second split's file names category 124 'lawn' where the first says 'grass': the two
+  # exports disagree on what class 124 is, so the conversion stops and names both.
+  import json
+  src = make_panoptic(str(tmp_path / "pan"))
+  with open(os.path.join(src, "annotations", "panoptic_val2017.json")) as f:
+    data = json.load(f)
+  data["categories"] = [{"id": 124, "name": "lawn", "isthing": 0}]
+  kit.write_json(os.path.join(src, "annotations", "panoptic_train2017.json"), data)
+  with pytest.raises(UserInputError, match=r"'annotations/panoptic_val2017.json' names category "
+                                           r"id 124 'grass' but another annotation file names "
+                                           r"it 'lawn'"):
+    convert("coco_panoptic", src, str(tmp_path / "out"))
+  assert not os.path.exists(str(tmp_path / "out" / "manifest.json"))

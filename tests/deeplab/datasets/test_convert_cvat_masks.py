@@ -1,5 +1,6 @@
 """CVAT "Segmentation mask 1.1" exports: colour masks + labelmap.txt, pixel by pixel."""
 
+import glob
 import os
 
 import numpy as np
@@ -63,3 +64,21 @@ def test_default_subset_is_split_and_unknown_colours_are_named(tmp_path):
   with pytest.raises(UserInputError, match=r"SegmentationClass/frame_000.png' has colours "
                                            r"\(1, 2, 3\)"):
     convert("cvat_masks", src, str(tmp_path / "out2"), val_ratio=0.25)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_every_bad_mask_is_listed_not_only_the_first(tmp_path, workers):
+  # Colours are checked while the shards are written (in the workers): two bad masks in two
+  # splits (two shards) are both named in one error, and nothing is published.
+  src = make_cvat(str(tmp_path / "cvat"), {"train": ["a", "b"], "val": ["c"]})
+  for i, stem, colour in ((0, "a", (1, 2, 3)), (2, "c", (4, 5, 6))):
+    bad = COLOURS[index_mask(i)]
+    bad[0, 0] = colour
+    save(os.path.join(src, "SegmentationClass", stem + ".png"), bad)
+  out = str(tmp_path / "out")
+  with pytest.raises(UserInputError) as e:
+    convert("cvat_masks", src, out, workers=workers)
+  assert str(e.value).startswith("2 problems in the source")
+  assert "'SegmentationClass/a.png' has colours (1, 2, 3)" in str(e.value)
+  assert "'SegmentationClass/c.png' has colours (4, 5, 6)" in str(e.value)
+  assert not glob.glob(os.path.join(out, "manifest.json")) + glob.glob(out + "/*.tfrecord")
