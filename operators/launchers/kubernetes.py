@@ -9,6 +9,9 @@ Deferrable (the default, `deferrable` in DEEPLAB_KUBERNETES): `run` creates the 
 raises KPO's TaskDeferred carrying a KubernetesPodTrigger; the operator re-targets it at its own
 `execute_complete`, which calls `resume` with the trigger's event. Both paths end in the same
 JobResult, so the exit-code policy of the operator holds either way.
+
+A training group (num_replicas > 1 or num_ps_tasks > 0) runs as one JobSet instead
+(kubernetes_jobset.KubernetesGroupLauncher), with the same deferral, exit codes and kill.
 """
 
 from __future__ import annotations

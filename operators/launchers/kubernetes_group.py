@@ -51,7 +51,10 @@ def build_jobset(name: str, argv: Sequence[str], cluster: ClusterShape, *, num_g
                            (WORKER_JOB, cluster.num_replicas, num_gpus)):
     if count == 0:
       continue
-    limits, requests = dict(s.limits), dict(s.requests)
+    if job == PS_JOB and (s.ps_requests or s.ps_limits):  # resources per role
+      limits, requests = dict(s.ps_limits), dict(s.ps_requests)
+    else:
+      limits, requests = dict(s.limits), dict(s.requests)
     if gpus:
       limits[s.gpu_resource] = requests[s.gpu_resource] = str(int(gpus))
     env = {**dict(s.env), TF_CONFIG_ENV: json.dumps(

@@ -64,3 +64,15 @@ def test_the_group_succeeds_with_its_workers_and_never_restarts_alone():
     assert (job["completionMode"], job["backoffLimit"]) == ("Indexed", 0)
     assert job["template"]["spec"]["restartPolicy"] == "Never"
   json.dumps(_jobset())  # what the API receives: plain JSON
+
+
+def test_ps_pods_take_their_own_resources_when_given():
+  settings = KubernetesSettings(image="img:1", requests={"cpu": "8", "memory": "32Gi"},
+                                ps_requests={"cpu": "2", "memory": "8Gi"},
+                                ps_limits={"memory": "8Gi"})
+  jobs = {j["name"]: j["template"]["spec"]["template"]["spec"]["containers"][0]["resources"]
+          for j in build_jobset("g", ARGV, ClusterShape(2, 1), num_gpus=1,
+                                settings=settings)["spec"]["replicatedJobs"]}
+  assert jobs["ps"] == {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
+  assert jobs["worker"] == {"requests": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
+                            "limits": {"nvidia.com/gpu": "1"}}
