@@ -34,6 +34,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from deeplab.config.cluster import WORKER_JOB
 from operators import settings as settings_mod
+from operators.launchers.job_record import state_store
 from operators.launchers.base import ClusterShape, JobResult
 from operators.launchers.kubernetes_group import (JOBSET_API_VERSION, JOBSET_NAME_LABEL,
                                                   build_jobset)
@@ -111,15 +112,8 @@ class KubernetesGroupLauncher:
       time.sleep(min(self.settings.poll_interval, 5.0))
 
   # -- the task state store (durable reattach) --------------------------------------------------
-  @staticmethod
-  def _store(context):
-    try:
-      return context.get("task_state_store") if context is not None else None
-    except AttributeError:
-      return None
-
   def _recorded(self, context) -> Optional[dict]:
-    store = self._store(context)
+    store = state_store(context)
     if store is None:
       return None
     try:
@@ -130,7 +124,7 @@ class KubernetesGroupLauncher:
     return dict(value) if isinstance(value, Mapping) and value.get("name") else None
 
   def _record(self, context, identity: Optional[dict]) -> None:
-    store = self._store(context)
+    store = state_store(context)
     if store is None:
       return
     try:
