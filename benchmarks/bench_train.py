@@ -266,6 +266,8 @@ def run_distributed(repeats: int) -> dict:
     out["ps_round_trip_ms_per_step"] = round((ps1 - one) * 1000, 1)
   if one and two:
     out["two_workers_speedup_vs_one"] = round(one / two, 3)
+  if ps1 and two:  # what a second worker adds once the variables live on a ps
+    out["two_workers_speedup_vs_ps1_worker1"] = round(ps1 / two, 3)
   return out
 
 
