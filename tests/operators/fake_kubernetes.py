@@ -113,6 +113,7 @@ class FakeCluster:
     self.jobsets: dict = {}
     self.jobsets_created = 0
     self.jobset_deletions: list = []  # (name, propagation policy)
+    self.jobset_controller = True  # False: no JobSet controller installed, no pods appear
 
   # -- bookkeeping -------------------------------------------------------------------------
   def _record(self, method: str) -> None:
@@ -230,7 +231,8 @@ class FakeCluster:
     obj = json.loads(json.dumps(body))  # what the server stores: plain JSON
     obj["metadata"]["uid"] = f"uid-{self.jobsets_created}"
     self.jobsets[(namespace, name)] = obj
-    self._materialise(namespace, obj)
+    if self.jobset_controller:
+      self._materialise(namespace, obj)
     return obj
 
   def get_namespaced_custom_object(self, group, version, namespace, plural, name, **kwargs):

@@ -150,6 +150,35 @@ def test_a_lost_task_that_ended_the_group_is_a_transient_failure_with_the_jobset
   assert cluster.jobsets == {}
 
 
+def test_synchronous_mode_waits_on_the_worker_and_keeps_the_same_contract(monkeypatch, tmp_path):
+  monkeypatch.setenv("DEEPLAB_KUBERNETES", '{"namespace": "ml", "poll_interval": 0.01, '
+                     '"deferrable": false}')
+  (tmp_path / "train_result.json").write_text(json.dumps(RESULT))
+  with fake_kubernetes.installed(monkeypatch, fake_kubernetes.FakeCluster(
+      exit_code=0, running_reads=3)) as cluster:
+    assert _operator(tmp_path).execute(_context(_Store())) == RESULT
+  assert cluster.jobsets == {} and cluster.pods == {}
+  with fake_kubernetes.installed(monkeypatch, fake_kubernetes.FakeCluster(
+      exit_code=3, message="step 7: loss is NaN", running_reads=3)) as cluster:
+    with pytest.raises(AirflowFailException, match="loss is NaN"):
+      _operator(tmp_path).execute(_context(_Store()))
+  assert cluster.jobsets == {} and cluster.pods == {}
+
+
+def test_no_chief_pod_in_time_names_the_missing_controller_and_deletes_the_jobset(
+    monkeypatch, tmp_path):
+  monkeypatch.setenv("DEEPLAB_KUBERNETES", '{"namespace": "ml", "poll_interval": 0.01, '
+                     '"startup_timeout_seconds": 0}')
+  cluster = fake_kubernetes.FakeCluster()
+  cluster.jobset_controller = False
+  store = _Store()
+  with fake_kubernetes.installed(monkeypatch, cluster):
+    with pytest.raises(TimeoutError, match="JobSet controller installed"):
+      _operator(tmp_path).execute(_context(store))  # not AirflowFailException: retried
+  assert cluster.jobsets_created == 1 and cluster.jobsets == {}
+  assert STATE_KEY not in store
+
+
 def test_killing_the_task_deletes_the_jobset_and_every_pod(monkeypatch, tmp_path):
   store = _Store()
   with fake_kubernetes.installed(monkeypatch, fake_kubernetes.FakeCluster(
@@ -160,6 +189,18 @@ def test_killing_the_task_deletes_the_jobset_and_every_pod(monkeypatch, tmp_path
     op.on_kill()
   assert cluster.jobsets == {} and cluster.pods == {} and len(cluster.deleted) == 3
   assert STATE_KEY not in store
+
+
+def test_a_task_killed_while_deferred_has_the_trigger_delete_the_chiefs_pod(monkeypatch,
+                                                                         tmp_path):
+  # The triggerer cancels the trigger; the chief's pod deleted fails the JobSet, whose
+  # controller then deletes the ps and the other workers (docs/deploy.md).
+  with fake_kubernetes.installed(monkeypatch, fake_kubernetes.FakeCluster(
+      running_reads=10**6)) as cluster:
+    trigger = _defer(_operator(tmp_path), _context(_Store())).trigger
+    asyncio.run(trigger.on_kill())
+  assert cluster.deleted == [trigger.pod_name]
+  assert trigger.pod_name.endswith("-worker-0-0-x0")  # the chief, not a ps or another worker
 
 
 def test_a_restarted_worker_reattaches_to_the_running_group_instead_of_starting_another(
