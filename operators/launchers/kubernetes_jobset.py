@@ -28,6 +28,7 @@ How it runs, as KubernetesLauncher runs one pod:
 from __future__ import annotations
 
 import datetime
+import re
 import time
 import uuid
 from typing import Any, Mapping, Optional, Sequence
@@ -52,7 +53,7 @@ GONE = "the chief's pod is gone"
 def jobset_name(task_id: str) -> str:
   """A fresh, DNS-safe name per group. Short: Kubernetes builds `<name>-worker-0-<i>-<x>` pod
   names and `<name>-worker-0` Job names from it (63 characters at most)."""
-  stem = task_id.lower().replace("_", "-")[:24].strip("-") or "train"
+  stem = re.sub(r"[^a-z0-9-]+", "-", task_id.lower())[:24].strip("-") or "train"
   return f"dl-{stem}-{uuid.uuid4().hex[:6]}"
 
 

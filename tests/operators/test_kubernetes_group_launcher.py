@@ -8,6 +8,7 @@ with Airflow's get/set/delete (the real one is exercised by test_kubernetes_dura
 
 import asyncio
 import json
+import re
 import types
 
 import pytest
@@ -241,3 +242,11 @@ def test_the_group_path_uses_exactly_the_calls_listed_for_the_role(monkeypatch, 
     trigger = _defer(killed, _context(_Store())).trigger
     asyncio.run(trigger.on_kill())  # a deferred task killed: the triggerer cancels the trigger
   assert set(cluster.made()) == set(fake_kubernetes.GROUP_API_CALLS)
+
+
+def test_jobset_names_are_dns_labels_whatever_the_task_id():
+  from operators.launchers.kubernetes_jobset import jobset_name
+  for task_id in ("train", "group.train_step", "A" * 200, "__"):
+    name = jobset_name(task_id)
+    assert re.fullmatch(r"[a-z]([a-z0-9-]*[a-z0-9])?", name) and len(name) <= 40, name
+  assert jobset_name("train") != jobset_name("train")  # a fresh group never reuses a name
