@@ -15,12 +15,25 @@ Images/s exclude the first steps (graph building and optimisation).
 Targets (issue 3): ours_1_clone >= keras3; ours_2_clones no more than 10% slower than
 ours_1_clone.
 
+"distributed" (issue 19, `run_distributed`): the original's ps/worker mode through the real
+CLI and the LocalLauncher on 127.0.0.1, same batch per global step (each worker step is one
+global step of `train_batch_size` images): 1 worker alone, 1 ps + 1 worker (the cost of the ps
+round trip per step: variables pulled and gradients pushed over gRPC) and 1 ps + 2 workers
+(asynchronous). The group's images/s is counted on the global step (the chief logs it each
+step) over wall-clock time after a warm-up, so it includes every worker. CPU figures do NOT
+predict GPU scaling: here the workers share the same few cores (two workers on 2 cores mostly
+take turns), whereas on GPUs each worker has its own accelerator and the ps round trip
+(variables over the network) is the cost that matters.
+
 Usage: .venv/bin/python benchmarks/bench_train.py [--steps 12] [--warmup 3] [--repeats 3]
+       [--sections clones,distributed]
 """
 
 import argparse
 import json
+import logging
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -160,13 +173,114 @@ def _child(kind: str, steps: int, warmup: int) -> dict:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+DIST_CROP = 65
+DIST_BATCH = 4
+DIST_STEPS = 60
+DIST_WARMUP_STEPS = 15  # graph building, the first steps' optimisation, startup delays
+
+
+class _StepClock(logging.Handler):
+  """Times the workers' `step N/total` lines as the launcher receives them. N is the global
+  step (a worker's step number is its token), so any worker's lines count."""
+
+  PATTERN = re.compile(r"step (\d+)/(\d+): loss")
+
+  def __init__(self):
+    super().__init__()
+    self.steps = []  # (receive time, global step)
+
+  def emit(self, record):
+    m = self.PATTERN.search(record.getMessage())
+    if m:
+      self.steps.append((time.monotonic(), int(m.group(1))))
+
+
+def _distributed_dataset(root: str) -> str:
+  env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=REPO)
+  out = os.path.join(root, "ds")
+  subprocess.run([sys.executable, "-m", "deeplab", "build-tfrecords", "--format=synthetic",
+                  f"--source={os.path.join(root, 'src')}", f"--output_dir={out}",
+                  "--synthetic_num_train=16", "--synthetic_num_val=2",
+                  f"--synthetic_image_size={DIST_CROP}", "--num_workers=0"],
+                 cwd=REPO, env=env, check=True, capture_output=True)
+  return out
+
+
+def _distributed_run(dataset: str, logdir: str, replicas: int, ps: int) -> dict:
+  sys.path.insert(0, REPO)
+  from operators.launchers.base import ClusterShape
+  from operators.launchers.local import LocalLauncher
+
+  log = logging.getLogger(f"bench.distributed.{replicas}.{ps}")
+  log.setLevel(logging.INFO)
+  log.propagate = False
+  clock = _StepClock()
+  log.addHandler(clock)
+  argv = ["train", f"--dataset_dir={dataset}", f"--train_logdir={logdir}",
+          f"--train_crop_size={DIST_CROP},{DIST_CROP}", f"--train_batch_size={DIST_BATCH}",
+          "--num_clones=1", "--log_steps=1", "--save_summaries_secs=0",
+          "--save_interval_secs=0", "--seed=1", f"--training_number_of_steps={DIST_STEPS}",
+          f"--num_replicas={replicas}", f"--num_ps_tasks={ps}", "--startup_delay_steps=0"]
+  launcher = LocalLauncher(log=log, env=dict(os.environ, CUDA_VISIBLE_DEVICES="",
+                                             TF_CPP_MIN_LOG_LEVEL="3"))
+  start = time.monotonic()
+  job = launcher.run(argv, cluster=ClusterShape(replicas, ps))
+  wall = time.monotonic() - start
+  if job.exit_code != 0:
+    return {"error": "\n".join(job.tail[-10:])}
+  timed = [(t, s) for t, s in clock.steps if s > DIST_WARMUP_STEPS]
+  if len(timed) < 2:
+    return {"error": f"too few timed steps: {clock.steps[-5:]}"}
+  (t0, s0), (t1, s1) = timed[0], timed[-1]
+  rate = (s1 - s0) * DIST_BATCH / max(t1 - t0, 1e-9)
+  return {"images_per_sec": round(rate, 3), "seconds_per_global_step": round((t1 - t0) /
+                                                                             (s1 - s0), 4),
+          "timed_global_steps": s1 - s0, "final_step": (job.result or {}).get("final_step"),
+          "wall_seconds_with_startup": round(wall, 1)}
+
+
+def run_distributed(repeats: int) -> dict:
+  """1 worker vs 1 ps + 1 worker vs 1 ps + 2 workers, best of `repeats` each (alternating)."""
+  shapes = {"one_worker": (1, 0), "ps1_worker1": (1, 1), "ps1_workers2": (2, 1)}
+  runs = {k: [] for k in shapes}
+  with tempfile.TemporaryDirectory(prefix="bench-dist-") as root:
+    dataset = _distributed_dataset(root)
+    for r in range(repeats):
+      for key, (replicas, ps) in shapes.items():
+        runs[key].append(_distributed_run(dataset, os.path.join(root, f"{key}-{r}"),
+                                          replicas, ps))
+  out = {"model": "mobilenet_v2 (default flags), 1 clone per worker", "crop": DIST_CROP,
+         "batch_per_global_step": DIST_BATCH, "steps": DIST_STEPS,
+         "warmup_global_steps": DIST_WARMUP_STEPS,
+         "note": "CPU figures: the tasks share this machine's cores; they do not predict GPU "
+                 "scaling, where each worker has its own GPU and the ps round trip crosses a "
+                 "network."}
+  for key, outs in runs.items():
+    ok = [o for o in outs if "images_per_sec" in o]
+    best = dict(max(ok, key=lambda o: o["images_per_sec"]) if ok else outs[-1])
+    best["images_per_sec_all_runs"] = [o.get("images_per_sec") for o in outs]
+    out[key] = best
+  one, ps1, two = (out[k].get("seconds_per_global_step") for k in
+                   ("one_worker", "ps1_worker1", "ps1_workers2"))
+  if one and ps1:
+    out["ps_round_trip_ms_per_step"] = round((ps1 - one) * 1000, 1)
+  if one and two:
+    out["two_workers_speedup_vs_one"] = round(one / two, 3)
+  if ps1 and two:  # what a second worker adds once the variables live on a ps
+    out["two_workers_speedup_vs_ps1_worker1"] = round(ps1 / two, 3)
+  return out
+
+
 def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--steps", type=int, default=12)
   parser.add_argument("--warmup", type=int, default=3)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--worker", choices=["ours1", "ours2", "keras3"])
+  parser.add_argument("--sections", default="clones,distributed",
+                      help="comma-separated: clones (ours vs keras3), distributed (issue 19)")
   args = parser.parse_args()
+  sections = set(args.sections.split(","))
   if args.worker:
     if args.worker == "keras3":
       out = run_keras(args.steps, args.warmup)
@@ -183,6 +297,8 @@ def main() -> None:
   # The configurations alternate and each keeps its best run: on a shared machine the
   # best of N is the least disturbed measurement.
   runs = {"ours_1_clone": [], "ours_2_clones": [], "keras3": []}
+  if "clones" not in sections:
+    runs = {}
   kinds = {"ours_1_clone": "ours1", "ours_2_clones": "ours2", "keras3": "keras3"}
   for _ in range(args.repeats):
     for key in runs:
@@ -194,15 +310,17 @@ def main() -> None:
     best["images_per_sec_all_runs"] = [o.get("images_per_sec") for o in outs]
     best["peak_rss_mb"] = max((o["peak_rss_mb"] for o in ok), default=None)
     results[key] = best
-  one = results["ours_1_clone"].get("images_per_sec")
-  two = results["ours_2_clones"].get("images_per_sec")
-  ker = results["keras3"].get("images_per_sec")
+  one = results.get("ours_1_clone", {}).get("images_per_sec")
+  two = results.get("ours_2_clones", {}).get("images_per_sec")
+  ker = results.get("keras3", {}).get("images_per_sec")
   if one and ker:
     results["ours_1_vs_keras"] = round(one / ker, 3)
     results["target_1_clone_ge_keras"] = one >= ker
   if one and two:
     results["two_clones_slowdown"] = round(1 - two / one, 3)
     results["target_2_clones_within_10pct"] = two >= 0.9 * one
+  if "distributed" in sections:
+    results["distributed"] = run_distributed(args.repeats)
   results["load_avg_after"] = [round(v, 2) for v in os.getloadavg()]
   print(json.dumps(results, indent=2))
 

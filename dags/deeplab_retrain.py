@@ -144,7 +144,8 @@ def deeplab_retrain():
 
   train = DeepLabTrainOperator(
       task_id="train", dataset_dir=plan["dataset_dir"], train_logdir=plan["train_logdir"],
-      num_clones=plan["num_clones"], flags=plan["train_flags"], launcher=plan["launcher"],
+      num_clones=plan["num_clones"], num_replicas=plan["num_replicas"],
+      num_ps_tasks=plan["num_ps_tasks"], flags=plan["train_flags"], launcher=plan["launcher"],
       skip_reason=plan["train_skip"], execution_timeout=TRAIN_TIMEOUT,
       # Runs when the conversion was skipped (dataset already there), not when it failed.
       trigger_rule=TriggerRule.NONE_FAILED)

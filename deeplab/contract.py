@@ -32,6 +32,9 @@ NON_RETRYABLE = {
 FORMATS = ("voc", "cityscapes", "ade20k", "folder", "synthetic", "coco", "coco_panoptic", "labelme",
            "cvat_masks", "label_studio")
 LAUNCHERS = ("local", "kubernetes")
+# What `train` leaves in its train_logdir when it finished (the chief's result): a launcher
+# without another way back from the job (a Kubernetes training group) reads it from there.
+TRAIN_RESULT_JSON = "train_result.json"
 # Names that become folder names or reach a command line (datasets, models, splits).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 

@@ -43,6 +43,10 @@ class KubernetesSettings:
   # Per-pod requests/limits besides the GPUs, e.g. {"cpu": "8", "memory": "32Gi"}.
   requests: Mapping[str, str] = dataclasses.field(default_factory=dict)
   limits: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  # The parameter-server pods of a training group (num_ps_tasks): CPU and memory for the
+  # variables they hold, never GPUs. Empty: the same requests/limits as the workers.
+  ps_requests: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  ps_limits: Mapping[str, str] = dataclasses.field(default_factory=dict)
   gpu_resource: str = "nvidia.com/gpu"
   kubernetes_conn_id: Optional[str] = "kubernetes_default"
   in_cluster: Optional[bool] = None

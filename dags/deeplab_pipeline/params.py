@@ -136,6 +136,17 @@ def build_params() -> dict:
           "train_crop_size", section="Training", title="Crop size [h, w]", type="array",
           items={"type": "integer", "minimum": 1}, minItems=2, maxItems=2,
           description="Training crop, e.g. [513, 513]."),
+      # Distributed training (the original's --num_replicas/--num_ps_tasks), kept together.
+      "num_replicas": _p(
+          "num_replicas", section="Training", title="Worker replicas", type="integer",
+          minimum=1, maximum=64,
+          description="Training processes (each with its num_clones clones and the whole batch "
+          "per step), updating shared variables asynchronously; > 1 needs num_ps_tasks >= 1. "
+          "local: processes on the worker; kubernetes: one GPU pod each (a JobSet)."),
+      "num_ps_tasks": _p(
+          "num_ps_tasks", section="Training", title="Parameter servers", type="integer",
+          minimum=0, maximum=32,
+          description="Parameter-server tasks holding the variables (0 for one replica)."),
       "extra_train_flags": _p(
           "extra_train_flags", section="Training", title="Other train flags", type="object",
           description="Any other train.py flag, e.g. {\"fine_tune_batch_norm\": false}."),

@@ -9,6 +9,7 @@ a job: a bad conf fails before any work.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import os
@@ -34,7 +35,9 @@ _RESERVED_FLAGS = {"dataset_dir", "train_logdir", "num_clones", "result_json", "
 PIPELINE_TRAIN_SETTINGS = {"save_interval_secs": 600}
 TRAIN_PARAMS = ("model_variant", "atrous_rates", "output_stride", "decoder_output_stride",
                  "num_clones", "train_batch_size", "training_number_of_steps",
-                 "base_learning_rate", "train_crop_size", "initialize_last_layer")
+                 "base_learning_rate", "train_crop_size", "initialize_last_layer",
+                 # The original's distributed mode (issue 19): worker tasks, ps tasks.
+                 "num_replicas", "num_ps_tasks")
 PIPELINE_VERSION = 1
 # Gate Params the plan carries as they are (dags/deeplab_pipeline/gate.py applies them).
 GATE_PARAMS = ("gate_mode", "max_class_iou_drop", "approval", "approval_timeout_minutes",
@@ -88,6 +91,25 @@ def check_uri(uri: str, what: str, root: str) -> str:
     raise ConfError(f"{what} {uri!r} is outside the storage root {root}; copy the data under "
                     f"{root}/ (e.g. {root}/raw/<name>) or change DEEPLAB_STORAGE_ROOT")
   return norm
+
+
+def unknown_keys(conf: Mapping[str, Any], params) -> list:
+  """One problem per conf key that is no Param (Airflow passes such keys through unchecked, so
+  a misspelt `trainig_number_of_steps` would train the default), naming the closest Param, or
+  extra_train_flags when the key is a train setting without a Param of its own."""
+  train_names = ({f.name for f in dlfields.flag_fields(dlconfig.ModelConfig)} |
+                 {f.name for f in dlfields.flag_fields(dlconfig.TrainConfig)})
+  problems = []
+  for key in sorted(set(conf) - set(params), key=str):
+    closest = difflib.get_close_matches(str(key), list(params), n=1, cutoff=0.6)
+    if closest:
+      hint = f"did you mean {closest[0]!r}?"
+    elif key in train_names:
+      hint = f'a train setting without its own Param goes into extra_train_flags: {{"{key}": ...}}'
+    else:
+      hint = "see the trigger form (or docs/operations.md) for the Params"
+    problems.append(f"conf key {key!r} is not a Param of this DAG and would be ignored; {hint}")
+  return problems
 
 
 def _check_flags(flags: Any, what: str) -> dict:
@@ -174,6 +196,9 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
       problems.append(str(e))
       return None
 
+  from deeplab_pipeline.params import DEFAULTS  # here: params imports this module
+
+  problems.extend(unknown_keys(conf, DEFAULTS))
   root = storage_root
   attempt(dlconfig.check_name, conf["dataset_name"], "dataset_name")
   attempt(dlconfig.check_name, conf["model_name"], "model_name")
@@ -274,6 +299,8 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
       "build_skip": build_skip,
       "train_flags": {"config_json": config_uri},
       "num_clones": cfg.num_clones,
+      "num_replicas": cfg.num_replicas,
+      "num_ps_tasks": cfg.num_ps_tasks,
       "train_logdir": train_logdir,
       "train_skip": train_skip,
       "config_hash": chash,

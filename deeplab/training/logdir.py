@@ -18,6 +18,7 @@ import tempfile
 from typing import Iterable, Optional
 
 from deeplab import storage
+from deeplab.contract import TRAIN_RESULT_JSON  # noqa: F401 - re-exported for the trainer
 from deeplab.storage.checkpoints import CHECKPOINT_INDEX, checkpoint_step
 from deeplab.compat import tf
 
@@ -25,7 +26,6 @@ log = logging.getLogger("deeplab.train")
 
 CHECKPOINT_BASENAME = "model.ckpt"
 CONFIG_JSON = "config.json"
-TRAIN_RESULT_JSON = "train_result.json"
 _PATH_RE = re.compile(r'^(all_)?model_checkpoint_paths?:\s*"(.*)"\s*$', re.MULTILINE)
 
 

@@ -17,7 +17,8 @@ from operators.launchers.processes import group_started_at, start_ticks
 KEY = "deeplab_local_job"
 
 
-def _store(context: Any):
+def state_store(context: Any):
+  """The task's task_state_store accessor (Airflow 3.3), or None outside a task."""
   try:
     return context.get("task_state_store") if context is not None else None
   except AttributeError:
@@ -26,7 +27,7 @@ def _store(context: Any):
 
 def stop_previous(context: Any, stop_group: Callable[[int], None], log) -> None:
   """Stops the process group a previous try of this task left running on this host, if any."""
-  store = _store(context)
+  store = state_store(context)
   if store is None:
     return
   try:
@@ -50,7 +51,7 @@ def stop_previous(context: Any, stop_group: Callable[[int], None], log) -> None:
 
 def record(context: Any, pgids: Union[int, Sequence[int]], log) -> None:
   """Remembers this try's job (host, process group(s), start times) for a later try."""
-  store = _store(context)
+  store = state_store(context)
   if store is None:
     return
   first, *others = [pgids] if isinstance(pgids, int) else list(pgids)
@@ -65,7 +66,7 @@ def record(context: Any, pgids: Union[int, Sequence[int]], log) -> None:
 
 def forget(context: Any, log) -> None:
   """The job is over: nothing for a retry to stop."""
-  store = _store(context)
+  store = state_store(context)
   if store is None:
     return
   try:

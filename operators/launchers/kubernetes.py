@@ -9,15 +9,16 @@ Deferrable (the default, `deferrable` in DEEPLAB_KUBERNETES): `run` creates the 
 raises KPO's TaskDeferred carrying a KubernetesPodTrigger; the operator re-targets it at its own
 `execute_complete`, which calls `resume` with the trigger's event. Both paths end in the same
 JobResult, so the exit-code policy of the operator holds either way.
+
+A training group (num_replicas > 1 or num_ps_tasks > 0) runs as one JobSet instead
+(kubernetes_jobset.KubernetesGroupLauncher), with the same deferral, exit codes and kill.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Any, Mapping, Optional, Sequence
 
-from deeplab.contract import EXIT_BAD_INPUT
 from operators import settings as settings_mod
 from operators.launchers.base import ClusterShape, JobResult, Launcher
 
@@ -59,6 +60,7 @@ class KubernetesLauncher(Launcher):
     self.task_id = task_id
     self.settings = settings or settings_mod.kubernetes_settings()
     self._pod_operator = None
+    self._group_launcher = None
 
   def build_pod_operator(self, argv: Sequence[str], *, num_gpus: int = 0,
                          execution_timeout: Optional[datetime.timedelta] = None):
@@ -119,8 +121,9 @@ class KubernetesLauncher(Launcher):
   def run(self, argv: Sequence[str], *, context: Any = None, num_gpus: int = 0,
           cluster: Optional[ClusterShape] = None) -> JobResult:
     """Creates (or, durable, re-attaches to) the pod; raises TaskDeferred when deferrable."""
-    if cluster is not None and cluster.is_group:
-      return self._group_not_supported(argv, cluster, num_gpus)
+    if cluster is not None and cluster.is_group:  # a JobSet of ps and worker pods
+      return self._group().run(argv, context=context, num_gpus=num_gpus, cluster=cluster,
+                               execution_timeout=_task_timeout(context))
     self._pod_operator = op = self.build_pod_operator(
         argv, num_gpus=num_gpus, execution_timeout=_task_timeout(context))
     return self._job_result(op, lambda: op.execute(context))
@@ -128,22 +131,17 @@ class KubernetesLauncher(Launcher):
   def resume(self, argv: Sequence[str], event: Mapping[str, Any], *, context: Any = None,
              num_gpus: int = 0, cluster: Optional[ClusterShape] = None) -> JobResult:
     """After the triggerer's event: logs, XCom, cleanup and the exit code, as KPO does."""
+    if cluster is not None and cluster.is_group:
+      return self._group().resume(argv, event, context=context)
     self._pod_operator = op = self.build_pod_operator(
         argv, num_gpus=num_gpus, execution_timeout=_task_timeout(context))
     return self._job_result(op, lambda: op.trigger_reentry(context, dict(event)))
 
-  def _group_not_supported(self, argv, cluster: ClusterShape, num_gpus: int) -> JobResult:
-    """A ps/worker group is built as a JobSet (kubernetes_group) but not yet launched from
-    here: the task fails at once (exit 2, no retry) with the object to apply by hand."""
-    from operators.launchers.kubernetes_group import build_jobset
-    name = f"deeplab-{self.task_id}".replace("_", "-")
-    spec = build_jobset(name, argv, cluster, num_gpus=num_gpus, settings=self.settings)
-    message = (f"num_replicas={cluster.num_replicas}, num_ps_tasks={cluster.num_ps_tasks} on the "
-               "kubernetes launcher: launching a training group from Airflow is not wired yet "
-               "(docs/deploy.md). Train with one replica, use the local launcher, or apply this "
-               "JobSet yourself (kubectl apply -f -):")
-    self.log.error("%s\n%s", message, json.dumps(spec, indent=1))
-    return JobResult(exit_code=EXIT_BAD_INPUT, tail=(message, json.dumps(spec)))
+  def _group(self):
+    from operators.launchers.kubernetes_jobset import KubernetesGroupLauncher
+    self._group_launcher = KubernetesGroupLauncher(task_id=self.task_id, settings=self.settings,
+                                                   log=self.log)
+    return self._group_launcher
 
   def _job_result(self, op, call) -> JobResult:
     # TaskDeferred is a BaseException: it passes through to the operator, which defers.
@@ -182,5 +180,7 @@ class KubernetesLauncher(Launcher):
     return tuple(message.rstrip("\n").splitlines()) if isinstance(message, str) else ()
 
   def kill(self) -> None:
+    if self._group_launcher is not None:
+      self._group_launcher.kill()  # deletes the JobSet: every pod of the group
     if self._pod_operator is not None:
       self._pod_operator.on_kill()  # deletes the pod (on_kill_action="delete_pod")

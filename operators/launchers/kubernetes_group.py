@@ -9,8 +9,7 @@ when the chief's job completes (the ps tasks serve forever), and its failure pol
 Every pod gets the same TF_CONFIG per replicated job: the cluster's DNS names and the task
 type; the task index is the pod's JOB_COMPLETION_INDEX (deeplab.config.cluster).
 
-This module builds the object; creating, watching and deleting it through the Kubernetes API is
-not wired into KubernetesLauncher yet (see docs/deploy.md).
+This module builds the object; kubernetes_jobset creates, watches and deletes it.
 """
 
 from __future__ import annotations
@@ -24,6 +23,10 @@ from operators.launchers.base import ClusterShape
 
 JOBSET_API_VERSION = "jobset.x-k8s.io/v1alpha2"
 PORT = 2222  # TensorFlow's conventional gRPC port inside every pod
+# The JobSet controller labels every pod of a JobSet with its name.
+JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
+# A finished JobSet (its pods already deleted by its controller) is removed after this long.
+TTL_SECONDS_AFTER_FINISHED = 3600
 
 
 def pod_host(jobset: str, job: str, index: int) -> str:
@@ -48,7 +51,10 @@ def build_jobset(name: str, argv: Sequence[str], cluster: ClusterShape, *, num_g
                            (WORKER_JOB, cluster.num_replicas, num_gpus)):
     if count == 0:
       continue
-    limits, requests = dict(s.limits), dict(s.requests)
+    if job == PS_JOB and (s.ps_requests or s.ps_limits):  # resources per role
+      limits, requests = dict(s.ps_limits), dict(s.ps_requests)
+    else:
+      limits, requests = dict(s.limits), dict(s.requests)
     if gpus:
       limits[s.gpu_resource] = requests[s.gpu_resource] = str(int(gpus))
     env = {**dict(s.env), TF_CONFIG_ENV: json.dumps(
@@ -84,6 +90,7 @@ def build_jobset(name: str, argv: Sequence[str], cluster: ClusterShape, *, num_g
           # No restart inside the JobSet: the Airflow retry starts a fresh group, whose chief
           # resumes from its checkpoint (the lease, the exit-code policy apply as for a pod).
           "failurePolicy": {"maxRestarts": 0},
+          "ttlSecondsAfterFinished": TTL_SECONDS_AFTER_FINISHED,
           "replicatedJobs": jobs,
       },
   }

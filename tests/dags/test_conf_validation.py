@@ -50,6 +50,18 @@ BAD = [
     ({"converter_options": {"seed": "$(id)"}}, "resolve", ["shell metacharacters"]),
     ({"output_stride": 16, "decoder_output_stride": [16]}, "resolve", ["decoder_output_stride"]),
     ({"launcher": "kubernetes"}, "resolve", ["needs a gs:// storage root", "DEEPLAB_STORAGE_ROOT"]),
+    # Keys that are no Param: Airflow passes them through, so a misspelt one would train the
+    # default without a word (issue 19). Named, with the Param meant.
+    ({"trainig_number_of_steps": 5}, "resolve",
+     ["'trainig_number_of_steps' is not a Param", "did you mean 'training_number_of_steps'"]),
+    ({"fine_tune_batch_norm": False}, "resolve", ["'fine_tune_batch_norm'", "extra_train_flags"]),
+    ({"gpus": 4}, "resolve", ["'gpus' is not a Param"]),
+    # The original's distributed mode.
+    ({"num_replicas": 2}, "resolve", ["num_replicas 2 needs num_ps_tasks >= 1"]),
+    ({"num_replicas": 0}, "schema", ["num_replicas"]),
+    ({"num_ps_tasks": -1}, "schema", ["num_ps_tasks"]),
+    ({"num_replicas": 2, "num_ps_tasks": 1, "train_batch_size": 3}, "resolve",
+     ["train_batch_size 3", "multiple of 2"]),
 ]
 
 
@@ -61,6 +73,20 @@ def test_bad_conf_rejected_with_a_clear_message(dag, tmp_path, overrides, where,
   for word in words:
     assert word in str(e.value), f"{word!r} not in {e.value}"
   assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_replicas_and_ps_tasks_reach_the_plan_and_the_run_config(dag, tmp_path):
+  plan = check(dag, {"num_replicas": 2, "num_ps_tasks": 1}, str(tmp_path))
+  assert (plan["num_replicas"], plan["num_ps_tasks"]) == (2, 1)
+  assert (plan["train_config"]["num_replicas"], plan["train_config"]["num_ps_tasks"]) == (2, 1)
+  single = check(dag, {}, str(tmp_path))
+  assert (single["num_replicas"], single["num_ps_tasks"]) == (1, 0)  # one process, as before
+
+
+def test_every_param_is_a_known_key(dag, tmp_path):
+  # The check for unknown keys must never refuse a Param of the form itself.
+  assert r.unknown_keys(dict(dag.params), DEFAULTS) == []
+  assert set(dag.params) == set(DEFAULTS)
 
 
 def test_all_problems_listed_at_once(dag, tmp_path):

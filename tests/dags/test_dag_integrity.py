@@ -135,3 +135,11 @@ def test_export_serves_what_evaluate_scored(dag):
   export = dag.get_task("export")
   assert export.checkpoint_path == "{{ ti.xcom_pull(task_ids='evaluate')['checkpoint'] }}"
   assert export.eval_metrics_json == "{{ ti.xcom_pull(task_ids='evaluate')['metrics_json'] }}"
+
+
+def test_train_gets_the_cluster_shape_from_the_plan(dag):
+  # num_replicas/num_ps_tasks Params -> the plan -> the train operator's launcher (a group).
+  train = dag.get_task("train")
+  for name in ("num_clones", "num_replicas", "num_ps_tasks"):
+    arg = getattr(train, name)
+    assert (arg.operator.task_id, arg.key) == ("resolve_config", name), name

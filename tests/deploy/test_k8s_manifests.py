@@ -1,6 +1,7 @@
 """deploy/k8s/: every manifest loads into the Kubernetes client's models, and the launcher's
-Role grants exactly the API calls KubernetesPodOperator makes for it (fake_kubernetes.API_CALLS,
-which the scripted-cluster tests hold the real KPO code to)."""
+Role grants exactly the API calls KubernetesPodOperator and the training-group launcher make
+(fake_kubernetes.API_CALLS and GROUP_API_CALLS, which the scripted-cluster tests hold the real
+code to)."""
 
 import json
 import pathlib
@@ -10,7 +11,7 @@ import yaml
 from kubernetes.client import ApiClient
 
 from operators.settings import kubernetes_settings
-from tests.operators.fake_kubernetes import API_CALLS
+from tests.operators.fake_kubernetes import needed_rules
 from tests.pins import requirement_pins
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -58,10 +59,12 @@ def test_role_grants_exactly_the_calls_the_launcher_makes():
   role = OBJECTS[("Role", "deeplab-pod-launcher")]
   granted = set()
   for rule in role.rules:
-    assert rule.api_groups == [""], "pods, their subresources and events: core group only"
+    assert len(rule.api_groups) == 1, "one API group per rule"
     assert not rule.resource_names and "*" not in rule.verbs + rule.resources
-    granted |= {(resource, verb) for resource in rule.resources for verb in rule.verbs}
-  needed = {(resource, verb) for resource, verbs in API_CALLS.values() for verb in verbs}
+    granted |= {(rule.api_groups[0], resource, verb) for resource in rule.resources
+                for verb in rule.verbs}
+  # The pod launcher's calls and the training group's (JobSets), as the scripted API saw them.
+  needed = needed_rules()
   assert granted == needed, (f"missing {sorted(needed - granted)}, "
                              f"more than needed {sorted(granted - needed)}")
 

@@ -33,7 +33,25 @@ API_CALLS = {
     "list_namespaced_event": ("events", ("list",)),            # read_pod_events on failure/startup
     "watch_namespaced_event": ("events", ("watch",)),          # trigger's startup event watch
 }
+# A training group (kubernetes_jobset): the JobSet through the custom-objects API, then the
+# chief's pod through the calls above. Client method -> (API group, resource, verbs).
+GROUP_API_CALLS = {
+    "create_namespaced_custom_object": ("jobset.x-k8s.io", "jobsets", ("create",)),
+    "get_namespaced_custom_object": ("jobset.x-k8s.io", "jobsets", ("get",)),    # reattach
+    "delete_namespaced_custom_object": ("jobset.x-k8s.io", "jobsets", ("delete",)),
+    "list_namespaced_pod": ("", "pods", ("list",)),          # find the chief's pod by labels
+    "read_namespaced_pod": ("", "pods", ("get",)),           # its exit code (worker, trigger)
+    "delete_namespaced_pod": ("", "pods", ("delete",)),      # trigger.on_kill (task killed)
+    "watch_namespaced_event": ("", "events", ("watch",)),    # the trigger, while it starts
+}
 SIDECAR = "airflow-xcom-sidecar"
+
+
+def needed_rules() -> set:
+  """{(API group, resource, verb)} the pod launcher and the group launcher use together."""
+  rules = {("", resource, verb) for resource, verbs in API_CALLS.values() for verb in verbs}
+  return rules | {(g, resource, verb) for g, resource, verbs in GROUP_API_CALLS.values()
+                  for verb in verbs}
 
 
 def _as_pod(body) -> k8s.V1Pod:
@@ -92,10 +110,15 @@ class FakeCluster:
     self.api_client = ApiClient()  # PodManager serialises pods with it (no request is sent)
     self.cut_off = False
     self.cut_off_after_create = False
+    self.jobsets: dict = {}
+    self.jobsets_created = 0
+    self.jobset_deletions: list = []  # (name, propagation policy)
+    self.jobset_controller = True  # False: no JobSet controller installed, no pods appear
 
   # -- bookkeeping -------------------------------------------------------------------------
   def _record(self, method: str) -> None:
-    assert method in API_CALLS, f"the launcher called {method}, which API_CALLS does not list"
+    assert method in API_CALLS or method in GROUP_API_CALLS, (
+        f"the launcher called {method}, which neither API_CALLS nor GROUP_API_CALLS lists")
     if self.cut_off:
       self.calls.append(f"{method} (refused)")
       raise ApiException(status=403, reason="this worker is cut off from the API server")
@@ -113,6 +136,10 @@ class FakeCluster:
   def verbs(self) -> set:
     """{(resource, verb)} the recorded calls need."""
     return {(API_CALLS[m][0], v) for m in self.calls for v in API_CALLS[m][1]}
+
+  def made(self) -> list:
+    """The calls that reached the API server (not refused, no markers)."""
+    return [c for c in self.calls if c in API_CALLS or c in GROUP_API_CALLS]
 
   def _pod(self, name: str, namespace: str) -> k8s.V1Pod:
     pod = self.pods.get((namespace, name))
@@ -193,6 +220,59 @@ class FakeCluster:
     self._record("connect_get_namespaced_pod_exec")
     return _ExecSession(self, self._pod(name, namespace), kwargs.get("command") or [])
 
+  # -- CustomObjectsApi: JobSets, with the controllers' part played at once -------------------
+  def create_namespaced_custom_object(self, group, version, namespace, plural, body, **kwargs):
+    self._record("create_namespaced_custom_object")
+    assert (group, version, plural) == ("jobset.x-k8s.io", "v1alpha2", "jobsets")
+    name = body["metadata"]["name"]
+    if (namespace, name) in self.jobsets:
+      raise ApiException(status=409, reason=f"jobsets {name!r} already exists")
+    self.jobsets_created += 1
+    obj = json.loads(json.dumps(body))  # what the server stores: plain JSON
+    obj["metadata"]["uid"] = f"uid-{self.jobsets_created}"
+    self.jobsets[(namespace, name)] = obj
+    if self.jobset_controller:
+      self._materialise(namespace, obj)
+    return obj
+
+  def get_namespaced_custom_object(self, group, version, namespace, plural, name, **kwargs):
+    self._record("get_namespaced_custom_object")
+    obj = self.jobsets.get((namespace, name))
+    if obj is None:
+      raise ApiException(status=404, reason=f"jobsets {name!r} not found")
+    return obj
+
+  def delete_namespaced_custom_object(self, group, version, namespace, plural, name, body=None,
+                                      **kwargs):
+    self._record("delete_namespaced_custom_object")
+    if self.jobsets.pop((namespace, name), None) is None:
+      raise ApiException(status=404, reason=f"jobsets {name!r} not found")
+    self.jobset_deletions.append((name, getattr(body, "propagation_policy", None)))
+    for key, pod in list(self.pods.items()):  # garbage collection: its Jobs, their pods
+      if (pod.metadata.labels or {}).get("jobset.sigs.k8s.io/jobset-name") == name:
+        del self.pods[key]
+        self.deleted.append(key[1])
+
+  def _materialise(self, namespace: str, jobset: dict) -> None:
+    """What the JobSet and Job controllers create: one pod per index of each replicated job,
+    labelled as they label them, with JOB_COMPLETION_INDEX in every container's env."""
+    name = jobset["metadata"]["name"]
+    for rjob in jobset["spec"]["replicatedJobs"]:
+      job_spec = rjob["template"]["spec"]
+      for index in range(job_spec["completions"]):
+        template = json.loads(json.dumps(job_spec["template"]))
+        labels = {**template.get("metadata", {}).get("labels", {}),
+                  "jobset.sigs.k8s.io/jobset-name": name,
+                  "jobset.sigs.k8s.io/replicatedjob-name": rjob["name"],
+                  "batch.kubernetes.io/job-completion-index": str(index)}
+        for container in template["spec"]["containers"]:
+          container["env"] = [*container.get("env", []),
+                              {"name": "JOB_COMPLETION_INDEX", "value": str(index)}]
+        pod = _as_pod({"metadata": {"name": f"{name}-{rjob['name']}-0-{index}-x{index}",
+                                    "namespace": namespace, "labels": labels},
+                       "spec": template["spec"]})
+        self.add_running_pod(pod)
+
   # -- AsyncKubernetesHook (triggerer side) ---------------------------------------------------
   def async_hook(self) -> "FakeAsyncHook":
     return FakeAsyncHook(self)
@@ -265,6 +345,7 @@ def installed(monkeypatch, cluster: FakeCluster) -> Iterator[FakeCluster]:
   from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
 
   monkeypatch.setattr(KubernetesHook, "core_v1_client", property(lambda self: cluster))
+  monkeypatch.setattr(KubernetesHook, "custom_object_client", property(lambda self: cluster))
   monkeypatch.setattr(KubernetesHook, "is_in_cluster", property(lambda self: False))
   monkeypatch.setattr("airflow.providers.cncf.kubernetes.utils.pod_manager.kubernetes_stream",
                       fake_stream)

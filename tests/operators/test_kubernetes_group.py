@@ -59,16 +59,20 @@ def test_the_group_succeeds_with_its_workers_and_never_restarts_alone():
   spec = _jobset()["spec"]
   assert spec["successPolicy"] == {"operator": "All", "targetReplicatedJobs": ["worker"]}
   assert spec["failurePolicy"] == {"maxRestarts": 0}
+  assert spec["ttlSecondsAfterFinished"] > 0  # a failed JobSet's object does not stay forever
   for job in _jobs().values():
     assert (job["completionMode"], job["backoffLimit"]) == ("Indexed", 0)
     assert job["template"]["spec"]["restartPolicy"] == "Never"
   json.dumps(_jobset())  # what the API receives: plain JSON
 
 
-def test_the_kubernetes_launcher_refuses_a_group_at_once_with_the_jobset_to_apply():
-  from operators.launchers.kubernetes import KubernetesLauncher
-  launcher = KubernetesLauncher(task_id="train", settings=SETTINGS)
-  result = launcher.run(ARGV, context={}, num_gpus=2, cluster=ClusterShape(2, 1))
-  assert result.exit_code == 2  # bad configuration: the operator fails without retries
-  assert "not wired yet" in result.tail[0]
-  assert json.loads(result.tail[1])["kind"] == "JobSet"
+def test_ps_pods_take_their_own_resources_when_given():
+  settings = KubernetesSettings(image="img:1", requests={"cpu": "8", "memory": "32Gi"},
+                                ps_requests={"cpu": "2", "memory": "8Gi"},
+                                ps_limits={"memory": "8Gi"})
+  jobs = {j["name"]: j["template"]["spec"]["template"]["spec"]["containers"][0]["resources"]
+          for j in build_jobset("g", ARGV, ClusterShape(2, 1), num_gpus=1,
+                                settings=settings)["spec"]["replicatedJobs"]}
+  assert jobs["ps"] == {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
+  assert jobs["worker"] == {"requests": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
+                            "limits": {"nvidia.com/gpu": "1"}}

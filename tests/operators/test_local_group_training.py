@@ -1,5 +1,6 @@
-"""The real trainer as a 1 ps + 2 worker group on 127.0.0.1: a worker SIGKILLed mid-run stops
-the group, and the retry resumes from the chief's checkpoint and ends at exactly N steps."""
+"""The real trainer as a 1 ps + 2 worker group on 127.0.0.1: a worker or the chief SIGKILLed
+mid-run stops the group, and the retry resumes from the chief's checkpoint and ends at exactly
+N steps; the supervising task SIGKILLed leaves no process of the group within 5 s."""
 
 import logging
 import os
@@ -67,8 +68,17 @@ def _job_of(guard_pid):
   return int(children[0]) if children else None
 
 
+def _chief_saved_mid_run(lines) -> bool:
+  """The chief has saved a checkpoint (every 5 steps) before the end: a retry can resume."""
+  saved = [int(m.group(1)) for m in (re.search(r"\[worker-0\] .*saved checkpoint \S*-(\d+)\b",
+                                               line) for line in lines) if m]
+  return bool(saved) and max(saved) < STEPS
+
+
 @pytest.mark.slow
-def test_worker_sigkilled_mid_run_then_retry_ends_at_exactly_n_steps(dataset, tmp_path):
+@pytest.mark.parametrize("victim_task", [2, 1], ids=["worker-1", "chief"])
+def test_task_sigkilled_mid_run_then_retry_ends_at_exactly_n_steps(dataset, tmp_path,
+                                                                    victim_task):
   logdir = tmp_path / "train"
   launcher, lines = _launcher("first")
   out = {}
@@ -79,17 +89,16 @@ def test_worker_sigkilled_mid_run_then_retry_ends_at_exactly_n_steps(dataset, tm
   victim = None
   while victim is None:
     assert time.monotonic() < deadline and thread.is_alive(), "\n".join(lines.lines[-30:])
-    # Once the chief has saved a checkpoint mid-run (every 5 steps), so the retry can resume.
-    saved = [int(m.group(1)) for m in (re.search(r"\[worker-0\] .*saved checkpoint .*-(\d+)$",
-                                                 line) for line in lines.lines) if m]
-    if saved and max(saved) < STEPS:
-      victim = _job_of(launcher._group[2][1].pid)  # tasks start ps-0, worker-0, worker-1
+    if _chief_saved_mid_run(lines.lines):
+      # tasks start ps-0, worker-0 (the chief), worker-1
+      victim = _job_of(launcher._group[victim_task][1].pid)
     time.sleep(0.2)
   os.kill(victim, signal.SIGKILL)
   thread.join(timeout=60)
   first = out["result"]
   assert first.exit_code == -signal.SIGKILL, first.tail
-  assert "worker-1" in first.tail[0]
+  if victim_task == 2:  # another task than the chief ended the group: the tail says which
+    assert "worker-1" in first.tail[0]
   assert all(not group_members(p.pid) for _, p in launcher._group)  # nothing of the group is left
   assert not (logdir / "train_result.json").exists()
 
@@ -103,3 +112,37 @@ def test_worker_sigkilled_mid_run_then_retry_ends_at_exactly_n_steps(dataset, tm
   reader = tf.train.load_checkpoint(str(logdir / f"model.ckpt-{STEPS}"))
   assert reader.get_tensor("global_step") == STEPS
   assert all(not group_members(p.pid) for _, p in retry._group)
+
+
+@pytest.mark.slow
+def test_supervisor_sigkilled_mid_run_leaves_no_process_of_the_group_within_5_s(dataset,
+                                                                                tmp_path):
+  supervisor_py = os.path.join(REPO, "tests", "operators", "supervisor.py")
+  env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+  sup = subprocess.Popen([sys.executable, supervisor_py, "--cluster=2,1",
+                          *_argv(dataset, tmp_path / "train")], env=env, cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  lines = []
+  reader = threading.Thread(target=lambda: lines.extend(sup.stdout), daemon=True)
+  reader.start()
+  try:
+    deadline = time.monotonic() + 240
+    while not _chief_saved_mid_run(list(lines)):
+      assert time.monotonic() < deadline and sup.poll() is None, "\n".join(lines[-30:])
+      time.sleep(0.2)
+    with open(f"/proc/{sup.pid}/task/{sup.pid}/children") as f:
+      guards = [int(p) for p in f.read().split()]  # one job guard per task, each its own group
+    assert len(guards) == 3
+    members = {pid for g in guards for pid in group_members(g)}
+    assert len(members) >= 6  # each guard and its task
+    os.kill(sup.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    sup.wait(timeout=10)
+    while any(group_members(g) for g in guards) and time.monotonic() - killed_at < 5.0:
+      time.sleep(0.05)
+    left = {g: group_members(g) for g in guards if group_members(g)}
+    assert not left, f"still running 5 s after the supervisor died: {left}"
+  finally:
+    if sup.poll() is None:
+      sup.kill()
+    sup.wait(timeout=10)
