@@ -113,7 +113,9 @@ def _build_deeplab(batches, cfg: config_lib.TrainConfig, ignore_label: int, glob
   outputs = model.multi_scale_logits(
       image, cfg.model, crop_size=cfg.train_crop_size, image_pyramid=cfg.model.image_pyramid,
       weight_decay=cfg.weight_decay, is_training=True,
-      fine_tune_batch_norm=cfg.fine_tune_batch_norm)
+      fine_tune_batch_norm=cfg.fine_tune_batch_norm,
+      nas_training_hyper_parameters={"drop_path_keep_prob": cfg.drop_path_keep_prob,
+                                     "total_training_steps": cfg.training_number_of_steps})
   scales_to_logits = dict(outputs[model.OUTPUT_TYPE])
   merged = tf.identity(scales_to_logits[model.MERGED_LOGITS_SCOPE], name=model.OUTPUT_TYPE)
   scales_to_logits[model.MERGED_LOGITS_SCOPE] = merged
