@@ -22,14 +22,14 @@ from deeplab.core.layers import resize_bilinear, scale_dimension
 
 def spatial_size(net, axis: int):
   """A spatial dimension of `net`: static when known, else a scalar tensor."""
-  static = net.shape[axis]
-  return int(static) if static is not None else tf.shape(net)[axis]
+  static = net.shape.as_list()[axis]
+  return static if static is not None else tf.shape(net)[axis]
 
 
 def resize_to(net, like):
   """`net` resized to the spatial size of `like` (a no-op when both are static and equal)."""
   sizes = [spatial_size(like, 1), spatial_size(like, 2)]
-  if all(isinstance(s, int) for s in sizes) and list(net.shape[1:3]) == sizes:
+  if all(isinstance(s, int) for s in sizes) and net.shape.as_list()[1:3] == sizes:
     return net
   if all(isinstance(s, int) for s in sizes):
     return resize_bilinear(net, sizes, net.dtype)
