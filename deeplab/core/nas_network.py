@@ -20,9 +20,10 @@ CVPR 2019.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 from deeplab.compat import slim, tf
+from deeplab.config.model import NAS_HEAD_OUTPUT_STRIDES, NAS_OUTPUT_STRIDES
 from deeplab.core import resnet_utils
 from deeplab.core.layers import resize_bilinear, scale_dimension
 from deeplab.core.nas_cell import NASBaseCell, spatial_size
@@ -45,7 +46,7 @@ USED_HIDDENSTATES = (1, 1, 0, 0, 0, 0, 0)  # both genotypes: the two inputs stay
 # Spatial level of each cell (level L is output stride 2 ** (L + 2)).
 PNAS_BACKBONES = {8: (1,) * 12, 16: (1,) * 4 + (2,) * 8, 32: (1,) * 4 + (2,) * 4 + (3,) * 4}
 HNASNET_BACKBONE = (0, 0, 0, 1, 2, 1, 2, 2, 3, 3, 2, 1)
-HNASNET_OUTPUT_STRIDE = 8
+HNASNET_OUTPUT_STRIDE = NAS_OUTPUT_STRIDES["nas_hnasnet"][0]
 _HEAD_FILTERS = {8: 256, 16: 512, 32: 1024}  # classification head width per stride
 
 
@@ -62,23 +63,6 @@ def nas_arg_scope(weight_decay: float = 4e-5, batch_norm_decay: float = 0.9997,
       slim.arg_scope([slim.batch_norm], decay=batch_norm_decay, epsilon=batch_norm_epsilon,
                      scale=True) as sc:
     return sc
-
-
-def backbone_output_stride(variant: str, output_stride: int,
-                           nas_use_classification_head: bool = False,
-                           nas_remove_os32_stride: bool = False) -> Optional[int]:
-  """Stride of the features the variant produces at `output_stride`; None if it cannot."""
-  if variant == "nas_pnasnet":
-    if output_stride not in PNAS_BACKBONES:
-      return None
-    end = output_stride
-    if nas_remove_os32_stride and output_stride == 32 and not nas_use_classification_head:
-      end = 16  # the original then never reaches stride 32
-    return end
-  end = HNASNET_OUTPUT_STRIDE
-  if nas_use_classification_head:
-    return output_stride if output_stride % end == 0 and output_stride <= 32 else None
-  return end
 
 
 def _stem(images):
@@ -188,8 +172,9 @@ def hnasnet(images, is_training: bool = True, output_stride: int = HNASNET_OUTPU
             total_training_steps: int = DEFAULT_TOTAL_TRAINING_STEPS, reuse=None,
             scope: str = "hnasnet"):
   """Auto-DeepLab features (stride 8, or `output_stride` with the classification head)."""
-  if backbone_output_stride("nas_hnasnet", output_stride, nas_use_classification_head) is None \
-      or (not nas_use_classification_head and output_stride != HNASNET_OUTPUT_STRIDE):
+  allowed = (NAS_HEAD_OUTPUT_STRIDES if nas_use_classification_head
+             else NAS_OUTPUT_STRIDES)["nas_hnasnet"]
+  if output_stride not in allowed:
     raise ConfigError(f"nas_hnasnet's searched backbone ends at output stride "
                       f"{HNASNET_OUTPUT_STRIDE}; set --output_stride={HNASNET_OUTPUT_STRIDE} "
                       f"(got {output_stride})")
