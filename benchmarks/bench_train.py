@@ -25,8 +25,13 @@ predict GPU scaling: here the workers share the same few cores (two workers on 2
 take turns), whereas on GPUs each worker has its own accelerator and the ps round trip
 (variables over the network) is the cost that matters.
 
+"variants" (issue 24): images/s of mobilenet_v3_large_seg, mobilenet_v3_small_seg
+and mobilenet_v2, one clone, the same crop and global batch, each with its model-zoo head
+(MobileNet-v3: output stride 32, the Cityscapes sum-merge decoder at stride 8; v2: output
+stride 16, decoder stride 4, as above).
+
 Usage: .venv/bin/python benchmarks/bench_train.py [--steps 12] [--warmup 3] [--repeats 3]
-       [--sections clones,distributed]
+       [--sections clones,distributed,variants]
 """
 
 import argparse
@@ -58,7 +63,19 @@ def _peak_rss_mb() -> float:
   return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
-def run_ours(num_clones: int, steps: int, warmup: int) -> dict:
+# Each variant with its model-zoo head (docs/compatibility.md), for mobilenet_variants.
+_V3_HEAD = dict(output_stride=32, decoder_output_stride=(8,), aspp_convs_filters=128,
+                aspp_with_concat_projection=False, aspp_with_squeeze_and_excitation=True,
+                image_se_uses_qsigmoid=True, decoder_use_sum_merge=True,
+                decoder_filters=NUM_CLASSES, decoder_output_is_logits=True)
+VARIANT_MODELS = {
+    "mobilenet_v2": dict(output_stride=16, decoder_output_stride=(4,)),
+    "mobilenet_v3_large_seg": _V3_HEAD,
+    "mobilenet_v3_small_seg": _V3_HEAD,
+}
+
+
+def run_ours(num_clones: int, steps: int, warmup: int, variant: str = "mobilenet_v2") -> dict:
   sys.path.insert(0, REPO)
   import numpy as np
 
@@ -72,8 +89,8 @@ def run_ours(num_clones: int, steps: int, warmup: int) -> dict:
     ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
     return ds.repeat().batch(batch_size, drop_remainder=True).prefetch(2)
 
-  model = C.ModelConfig(model_variant="mobilenet_v2", num_classes=NUM_CLASSES, output_stride=16,
-                        decoder_output_stride=(4,))
+  model = C.ModelConfig(model_variant=variant, num_classes=NUM_CLASSES,
+                        **VARIANT_MODELS[variant])
   with tempfile.TemporaryDirectory() as logdir:
     cfg = C.TrainConfig(model=model, train_logdir=logdir, dataset_dir="unused",
                         num_clones=num_clones, train_batch_size=BATCH, train_crop_size=(CROP, CROP),
@@ -82,6 +99,7 @@ def run_ours(num_clones: int, steps: int, warmup: int) -> dict:
     start = time.time()
     result = trainer.train(cfg, input_fn=input_fn)
   return {"images_per_sec": round(result["images_per_sec"], 3), "num_clones": num_clones,
+          "model_variant": variant,
           "global_batch": BATCH, "timed_steps": steps + warmup - 2,
           "wall_seconds": round(time.time() - start, 1), "peak_rss_mb": _peak_rss_mb()}
 
@@ -159,6 +177,27 @@ def run_keras(steps: int, warmup: int) -> dict:
           "jit_compile": bool(model.jit_compile), "params": int(model.count_params()),
           "os16_feature_size": list(model.os16_shape),
           "wall_seconds": round(time.time() - start, 1), "peak_rss_mb": _peak_rss_mb()}
+
+
+def mobilenet_variants(steps: int, warmup: int, repeats: int) -> dict:
+  """Images/s of each MobileNet variant (one clone, CROP, BATCH), best of `repeats`, and
+  each one's speed relative to mobilenet_v2."""
+  runs = {v: [] for v in VARIANT_MODELS}
+  for _ in range(repeats):
+    for variant in runs:
+      runs[variant].append(_child("variant:" + variant, steps, warmup))
+  out = {"crop": CROP, "global_batch": BATCH, "num_clones": 1}
+  for variant, outs in runs.items():
+    ok = [o for o in outs if "images_per_sec" in o]
+    best = dict(max(ok, key=lambda o: o["images_per_sec"]) if ok else outs[-1])
+    best["images_per_sec_all_runs"] = [o.get("images_per_sec") for o in outs]
+    out[variant] = best
+  base = out["mobilenet_v2"].get("images_per_sec")
+  for variant in VARIANT_MODELS:
+    speed = out[variant].get("images_per_sec")
+    if base and speed:
+      out[variant]["speed_vs_mobilenet_v2"] = round(speed / base, 3)
+  return out
 
 
 def _child(kind: str, steps: int, warmup: int) -> dict:
@@ -276,13 +315,17 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=12)
   parser.add_argument("--warmup", type=int, default=3)
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--worker", choices=["ours1", "ours2", "keras3"])
-  parser.add_argument("--sections", default="clones,distributed",
-                      help="comma-separated: clones (ours vs keras3), distributed (issue 19)")
+  parser.add_argument("--worker",
+                      choices=["ours1", "ours2", "keras3"] + [f"variant:{v}" for v in VARIANT_MODELS])
+  parser.add_argument("--sections", default="clones,distributed,variants",
+                      help="comma-separated: clones (ours vs keras3), distributed (ps/workers), "
+                           "variants (MobileNet-v2/v3 with their heads)")
   args = parser.parse_args()
   sections = set(args.sections.split(","))
   if args.worker:
-    if args.worker == "keras3":
+    if args.worker.startswith("variant:"):
+      out = run_ours(1, args.steps, args.warmup, variant=args.worker.split(":", 1)[1])
+    elif args.worker == "keras3":
       out = run_keras(args.steps, args.warmup)
     else:
       out = run_ours(int(args.worker[-1]), args.steps, args.warmup)
@@ -321,6 +364,8 @@ def main() -> None:
     results["target_2_clones_within_10pct"] = two >= 0.9 * one
   if "distributed" in sections:
     results["distributed"] = run_distributed(args.repeats)
+  if "variants" in sections:
+    results["mobilenet_variants"] = mobilenet_variants(args.steps, args.warmup, args.repeats)
   results["load_avg_after"] = [round(v, 2) for v in os.getloadavg()]
   print(json.dumps(results, indent=2))
 

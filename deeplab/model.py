@@ -9,7 +9,9 @@ Differences from the original, on purpose:
 * ``deeplab.config.ModelConfig`` replaces ``common.ModelOptions``; the crop size is an
   explicit argument (it is not a model property) and there is a single output type,
   'semantic', with ``model_options.num_classes`` classes.
-* NAS backbones and TPU sync batch norm are not supported. The dense prediction cell
+* TPU sync batch norm is not supported. The NAS backbones live in ``core/nas_network.py``
+  and ``core/nas_cell.py``; their training hyper-parameters (drop path) come in as
+  ``nas_training_hyper_parameters``, as in the original. The dense prediction cell
   (``core/dense_prediction_cell.py``) replaces ASPP when its JSON file is given.
   The decoder (with MobileNet-v3's sum merge and decoder-as-logits) lives in
   ``core/decoder.py``, the squeeze-and-excitation image branch in
@@ -77,9 +79,19 @@ def _pool_valid_region(features, valid_size, output_stride: int):
   return total / tf.reduce_sum(mask, axis=[1, 2], keepdims=True)
 
 
+def nas_architecture_options(model_options: ModelConfig) -> dict:
+  """The original's dict of the three nas_* settings (empty for the other variants)."""
+  if not model_options.model_variant.startswith("nas"):
+    return {}
+  return {"nas_stem_output_num_conv_filters": model_options.nas_stem_output_num_conv_filters,
+          "nas_use_classification_head": model_options.nas_use_classification_head,
+          "nas_remove_os32_stride": model_options.nas_remove_os32_stride}
+
+
 def extract_features(images, model_options: ModelConfig, crop_size=None,
                      weight_decay: float = 0.0001, reuse=None, is_training: bool = False,
-                     fine_tune_batch_norm: bool = False, valid_size=None):
+                     fine_tune_batch_norm: bool = False, valid_size=None,
+                     nas_training_hyper_parameters: Optional[dict] = None):
   """Backbone features followed by ASPP (when ``aspp_with_batch_norm``).
 
   Args:
@@ -93,6 +105,7 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
     fine_tune_batch_norm: Train batch norm (only meaningful with is_training).
     valid_size: int [batch, 2], each image's (height, width) before padding; with a dynamic
       size (crop_size None) the image pooling then averages only over the image.
+    nas_training_hyper_parameters: NAS only: {'drop_path_keep_prob', 'total_training_steps'}.
 
   Returns:
     (features, end_points) where features are the ASPP output (256 channels) or the raw
@@ -105,7 +118,10 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
       divisible_by=model_options.divisible_by, weight_decay=weight_decay, reuse=reuse,
       is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm,
       use_bounded_activation=model_options.use_bounded_activation,
-      batch_norm_decay=model_options.backbone_batch_norm_decay)
+      batch_norm_decay=model_options.backbone_batch_norm_decay,
+      nas_architecture_options=nas_architecture_options(model_options),
+      nas_training_hyper_parameters=(nas_training_hyper_parameters
+                                     if is_training else None))
   if not model_options.aspp_with_batch_norm:
     return features, end_points
   if model_options.dense_prediction_cell_json:  # DPC replaces ASPP
@@ -194,11 +210,12 @@ def get_branch_logits(features, num_classes: int, atrous_rates: Optional[Sequenc
 
 
 def _get_logits(images, model_options: ModelConfig, crop_size, weight_decay: float, reuse,
-                is_training: bool, fine_tune_batch_norm: bool, valid_size=None):
+                is_training: bool, fine_tune_batch_norm: bool, valid_size=None,
+                nas_training_hyper_parameters=None):
   features, end_points = extract_features(
       images, model_options, crop_size=crop_size, weight_decay=weight_decay, reuse=reuse,
       is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm,
-      valid_size=valid_size)
+      valid_size=valid_size, nas_training_hyper_parameters=nas_training_hyper_parameters)
   if model_options.decoder_output_stride:
     decoder_crop = crop_size or [tf.shape(images)[1], tf.shape(images)[2]]
     features = refine_by_decoder(
@@ -217,8 +234,9 @@ def _get_logits(images, model_options: ModelConfig, crop_size, weight_decay: flo
 def multi_scale_logits(images, model_options: ModelConfig, crop_size=None,
                        image_pyramid: Optional[Sequence[float]] = None,
                        weight_decay: float = 0.0001, is_training: bool = False,
-                       fine_tune_batch_norm: bool = False,
-                       valid_size=None) -> Dict[str, Dict[str, tf.Tensor]]:
+                       fine_tune_batch_norm: bool = False, valid_size=None,
+                       nas_training_hyper_parameters: Optional[dict] = None
+                       ) -> Dict[str, Dict[str, tf.Tensor]]:
   """Logits for each scale of an image pyramid, and their max/avg merge.
 
   All logits are resized to crop · max(1, max(pyramid)) / logits_OS, where logits_OS is
@@ -234,6 +252,7 @@ def multi_scale_logits(images, model_options: ModelConfig, crop_size=None,
     is_training: Training graph or not.
     fine_tune_batch_norm: Train batch norm.
     valid_size: int [batch, 2] unpadded image sizes (see extract_features), or None.
+    nas_training_hyper_parameters: NAS drop path settings (see extract_features).
 
   Returns:
     {'semantic': {'merged_logits': T}} with one scale, else also 'logits_%.2f' per scale.
@@ -271,7 +290,8 @@ def multi_scale_logits(images, model_options: ModelConfig, crop_size=None,
         tf.cast(valid_size, tf.int32), image_scale)
     logits = _get_logits(scaled_images, options, scaled_crop, weight_decay=weight_decay,
                          reuse=tf.AUTO_REUSE, is_training=is_training,
-                         fine_tune_batch_norm=fine_tune_batch_norm, valid_size=scaled_valid)
+                         fine_tune_batch_norm=fine_tune_batch_norm, valid_size=scaled_valid,
+                         nas_training_hyper_parameters=nas_training_hyper_parameters)
     logits = resize_bilinear(logits, logits_size, logits.dtype)
     if len(image_pyramid) == 1:
       return {OUTPUT_TYPE: {MERGED_LOGITS_SCOPE: logits}}

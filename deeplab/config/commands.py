@@ -51,14 +51,6 @@ class IgnoredTrainFlags(NoQuantization):
 
   profile_logdir: Optional[str] = setting(None, "Not supported; ignored with a warning.",
                                           kind="string")
-  drop_path_keep_prob: float = setting(1.0, "NAS only; not supported.")
-
-  def problems(self) -> list:
-    out = super().problems()
-    if self.drop_path_keep_prob != 1.0:
-      out.append("--drop_path_keep_prob applies to NAS backbones, which are not supported; "
-                 "leave it at 1.0")
-    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,11 +22,18 @@ SUPPORTED_VARIANTS = (
     "resnet_v1_50_beta",
     "resnet_v1_101",
     "resnet_v1_101_beta",
+    "nas_pnasnet",
+    "nas_hnasnet",
 )
 # The plain (non-beta) ResNets were trained on mean-subtracted pixels, the rest on [-1, 1].
 MEAN_SUBTRACTED_VARIANTS = ("resnet_v1_18", "resnet_v1_50", "resnet_v1_101")
 MERGE_METHODS = ("max", "avg")
 OUTPUT_STRIDES = (4, 8, 16, 32)
+# Output strides each NAS backbone's cell path can end at (nas_network.py): PNASNet's path
+# follows the stride; Auto-DeepLab's searched path always ends at 8 (without the ImageNet
+# classification head, which can stride or dilate it to 16 or 32).
+NAS_OUTPUT_STRIDES = {"nas_pnasnet": (8, 16, 32), "nas_hnasnet": (8,)}
+NAS_HEAD_OUTPUT_STRIDES = {"nas_pnasnet": (8, 16, 32), "nas_hnasnet": (8, 16, 32)}
 
 # The original feature_extractor._MEAN_RGB; used only to pad images (zero after normalisation).
 MEAN_RGB = (123.15, 115.90, 103.06)
@@ -71,6 +78,12 @@ class ModelConfig:
   prediction_with_upsampled_logits: bool = setting(True, "Upsample logits before argmax.")
   dense_prediction_cell_json: str = setting(
       "", "A JSON file that specifies the dense prediction cell.", kind="string", path=True)
+  nas_stem_output_num_conv_filters: int = setting(
+      20, "Number of filters of the stem output tensor in NAS models.")
+  nas_use_classification_head: bool = setting(
+      False, "Use image classification head for NAS model variants.")
+  nas_remove_os32_stride: bool = setting(
+      False, "Remove the stride in the output stride 32 branch.")
   use_bounded_activation: bool = setting(
       False, "Whether or not to use bounded activations. Bounded activations better lend "
       "themselves to quantized inference.")
@@ -140,6 +153,7 @@ class ModelConfig:
       out.append(f"label_weights has {len(self.label_weights)} values but the dataset has "
                  f"{self.num_classes} classes; give one weight per class")
     out += self._head_problems()
+    out += self._nas_problems()
     bbd = self.backbone_batch_norm_decay
     if bbd is not None and not 0 < bbd < 1:
       out.append(f"backbone_batch_norm_decay must be in (0, 1), got {bbd}")
@@ -163,6 +177,28 @@ class ModelConfig:
     except ConfigError as e:
       return [str(e)]
     return []
+
+  def _nas_problems(self) -> list:
+    """Output strides the NAS backbones cannot produce (the original fails inside the graph)."""
+    variant = self.model_variant
+    if variant not in NAS_OUTPUT_STRIDES:
+      return []
+    out = []
+    allowed = (NAS_HEAD_OUTPUT_STRIDES if self.nas_use_classification_head
+               else NAS_OUTPUT_STRIDES)[variant]
+    if self.output_stride not in allowed:
+      why = (" (its searched backbone ends at stride 8)" if variant == "nas_hnasnet"
+             and not self.nas_use_classification_head else "")
+      out.append(f"{variant} runs at output_stride {' or '.join(map(str, allowed))}{why}; "
+                 f"got {self.output_stride}: set --output_stride={allowed[0]}")
+    if (variant == "nas_pnasnet" and self.nas_remove_os32_stride and self.output_stride == 32
+        and not self.nas_use_classification_head):
+      out.append("nas_remove_os32_stride keeps nas_pnasnet's features at stride 16, so "
+                 "output_stride 32 would mis-size the head; use --output_stride=16")
+    if self.nas_stem_output_num_conv_filters < 1:
+      out.append("nas_stem_output_num_conv_filters must be >= 1, got "
+                 f"{self.nas_stem_output_num_conv_filters}")
+    return out
 
   def _head_problems(self) -> list:
     """Combinations of the MobileNet-v3 head options the original builds wrongly or not at all."""

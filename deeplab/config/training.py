@@ -49,6 +49,8 @@ class TrainConfig:
   learning_rate_decay_step: int = setting(2000, "Step policy decay interval.")
   learning_power: float = setting(0.9, "Poly power.")
   training_number_of_steps: int = setting(30000, "Number of training steps.")
+  drop_path_keep_prob: float = setting(
+      1.0, "Probability to keep each path in the NAS cell when training.")
   momentum: float = setting(0.9, "Momentum.")
   adam_learning_rate: float = setting(0.001, "Adam learning rate (constant).")
   adam_epsilon: float = setting(1e-08, "Adam epsilon.")
@@ -118,6 +120,8 @@ class TrainConfig:
       out.append(f"train_crop_size must be a pair of positive integers like 513,513, got {crop!r}")
     if self.training_number_of_steps < 1:
       out.append(f"training_number_of_steps must be >= 1, got {self.training_number_of_steps}")
+    if not 0 < self.drop_path_keep_prob <= 1:
+      out.append(f"drop_path_keep_prob must be in (0, 1], got {self.drop_path_keep_prob}")
     if self.optimizer not in OPTIMIZERS:
       out.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
     if self.learning_policy not in LEARNING_POLICIES:

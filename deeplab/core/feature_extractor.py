@@ -32,6 +32,8 @@ NAME_SCOPE: Dict[str, str] = {
     "xception_41": "xception_41",
     "xception_65": "xception_65",
     "xception_71": "xception_71",
+    "nas_pnasnet": "pnasnet",
+    "nas_hnasnet": "hnasnet",
 }
 
 _XCEPTION_OS4 = "entry_flow/block2/unit_1/xception_module/separable_conv2_pointwise"
@@ -79,6 +81,9 @@ DECODER_END_POINTS: Dict[str, Dict[int, List[str]]] = {
         8: ["entry_flow/block5/unit_1/xception_module/separable_conv2_pointwise"],
         16: [_XCEPTION_OS16],
     },
+    # NAS end points are cell outputs, keyed without the network scope.
+    "nas_pnasnet": {4: ["Stem"], 8: ["Cell_3"], 16: ["Cell_7"]},
+    "nas_hnasnet": {4: ["Cell_2"], 8: ["Cell_5"], 16: ["Cell_7"]},
 }
 
 # Variant -> (module under deeplab.core, builder function name).
@@ -95,6 +100,8 @@ _NETWORKS = {
     "xception_41": ("xception", "xception_41"),
     "xception_65": ("xception", "xception_65"),
     "xception_71": ("xception", "xception_71"),
+    "nas_pnasnet": ("nas_network", "pnasnet"),
+    "nas_hnasnet": ("nas_network", "hnasnet"),
 }
 
 
@@ -143,7 +150,7 @@ def decoder_end_point_keys(model_variant: str, output_stride: int) -> List[str]:
     raise ConfigError(f"{model_variant} has no decoder end point at output stride "
                      f"{output_stride}; use one of {sorted(by_stride)}")
   names = by_stride[output_stride]
-  if model_variant.startswith("mobilenet"):
+  if model_variant.startswith(("mobilenet", "nas")):
     return list(names)
   return [f"{NAME_SCOPE[model_variant]}/{name}" for name in names]
 
@@ -164,7 +171,9 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
                      weight_decay: float = 0.0001, reuse=None, is_training: bool = False,
                      fine_tune_batch_norm: bool = False, regularize_depthwise: bool = False,
                      preprocess_images: bool = True, use_bounded_activation: bool = False,
-                     batch_norm_decay: Optional[float] = None):
+                     batch_norm_decay: Optional[float] = None,
+                     nas_architecture_options: Optional[Dict] = None,
+                     nas_training_hyper_parameters: Optional[Dict] = None):
   """Extracts backbone features for ``model_variant``.
 
   Batch norm uses batch statistics (and updates its moving averages) only when
@@ -189,6 +198,10 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
     batch_norm_decay: Backbone batch-norm moving-average decay; None keeps the original's
       per-family value (ResNet 0.95, Xception 0.9997, MobileNet-v2 0.997). Short runs from
       scratch need a lower one, or the moving averages still hold their initial values.
+    nas_architecture_options: NAS variants: {'nas_stem_output_num_conv_filters',
+      'nas_use_classification_head', 'nas_remove_os32_stride'} (the original's dict).
+    nas_training_hyper_parameters: NAS variants when training: {'drop_path_keep_prob',
+      'total_training_steps'}; None keeps every path.
 
   Returns:
     (features, end_points): features [batch, h/OS, w/OS, channels]; end_points maps
@@ -225,6 +238,13 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
       return network(images, num_classes=None, is_training=bn_training, global_pool=False,
                      output_stride=output_stride, regularize_depthwise=regularize_depthwise,
                      multi_grid=multi_grid, reuse=reuse, scope=scope)
+  if model_variant.startswith("nas"):
+    with slim.arg_scope(module.nas_arg_scope(weight_decay=weight_decay,
+                                             batch_norm_decay=batch_norm_decay or 0.9997,
+                                             batch_norm_epsilon=1e-3)):
+      return network(images, is_training=bn_training, output_stride=output_stride,
+                     reuse=reuse, scope=scope, **(nas_architecture_options or {}),
+                     **(nas_training_hyper_parameters or {}))
   if model_variant.startswith("mobilenet_v3"):
     scope_fn = module.arg_scope
   else:  # MobileNet-v2: slim's training_scope, with the model's weight decay.

@@ -24,7 +24,8 @@ import numpy as np
 
 from deeplab import config as config_lib
 from deeplab import storage
-from deeplab.training import deployment, distributed, learning_rate, losses, train_utils
+from deeplab.training import (cell_copy, deployment, distributed, learning_rate, losses,
+                              train_utils)
 from deeplab.training.checkpoint_init import get_model_init_fn, stage_initial_checkpoint
 from deeplab.compat import tf
 from deeplab.config.cluster import TaskSpec
@@ -113,7 +114,9 @@ def _build_deeplab(batches, cfg: config_lib.TrainConfig, ignore_label: int, glob
   outputs = model.multi_scale_logits(
       image, cfg.model, crop_size=cfg.train_crop_size, image_pyramid=cfg.model.image_pyramid,
       weight_decay=cfg.weight_decay, is_training=True,
-      fine_tune_batch_norm=cfg.fine_tune_batch_norm)
+      fine_tune_batch_norm=cfg.fine_tune_batch_norm,
+      nas_training_hyper_parameters={"drop_path_keep_prob": cfg.drop_path_keep_prob,
+                                     "total_training_steps": cfg.training_number_of_steps})
   scales_to_logits = dict(outputs[model.OUTPUT_TYPE])
   merged = tf.identity(scales_to_logits[model.MERGED_LOGITS_SCOPE], name=model.OUTPUT_TYPE)
   scales_to_logits[model.MERGED_LOGITS_SCOPE] = merged
@@ -186,7 +189,9 @@ class _Graph:
 
 
 def _write_config(logdir: TrainLogdir, cfg: config_lib.TrainConfig) -> None:
-  """Writes config.json; a run with a different model in the same folder is an error."""
+  """Writes config.json (pointing at the run folder's copy of a dense prediction cell); a run
+  with a different model in the same folder is an error."""
+  cfg = cell_copy.with_cell_copy(logdir, cfg)
   old = logdir.read_json(CONFIG_JSON)
   if old is not None and "model" in old:
     try:

@@ -116,6 +116,10 @@ def test_required_params_exist(dag):
   assert required <= set(dag.params.keys())
   assert dag.params.get_param("init_from").schema["enum"] == ["scratch", "model_zoo", "champion"]
   assert dag.params.get_param("launcher").schema["enum"] == ["local", "kubernetes"]
+  # Every model variant the trainer builds, from the one list (NAS included since issue 24).
+  from deeplab.config import SUPPORTED_VARIANTS
+  variants = dag.params.get_param("model_variant").schema["enum"]
+  assert variants == list(SUPPORTED_VARIANTS) and {"nas_hnasnet", "nas_pnasnet"} <= set(variants)
 
 
 def test_params_with_an_empty_default_accept_null(dag):

@@ -16,6 +16,7 @@ from deeplab.config import ModelConfig
 from deeplab.config import dense_prediction_cell as cell_file
 from deeplab.datasets import build
 from deeplab.datasets.converters.base import ConvertOptions
+from deeplab.errors import UserInputError
 from tests.deeplab.test_model import _tiny_extract_features
 
 # The original file's content, as published.
@@ -80,6 +81,30 @@ def test_train_with_a_malformed_cell_exits_2_naming_the_file(tmp_path, capsys):
   assert code == 2
   assert "bad_cell.json" in captured.err + captured.out
   assert not (tmp_path / "train").exists()
+
+
+def test_training_keeps_a_copy_of_the_cell_and_config_json_points_at_it(tmp_path):
+  """The run stays reproducible when the user's cell file changes or goes away."""
+  from deeplab.config import TrainConfig, load_train_config
+  from deeplab.training import trainer
+  from deeplab.training.logdir import TrainLogdir
+
+  source = _write(tmp_path, ORIGINAL_CELL, "my_cell.json")
+  run = tmp_path / "run"
+  cfg = TrainConfig(model=ModelConfig(dense_prediction_cell_json=source, num_classes=3),
+                    dataset_dir=str(tmp_path), train_logdir=str(run))
+  trainer._write_config(TrainLogdir(str(run)), cfg)
+  saved = load_train_config((run / "config.json").read_text())
+  copy = run / "dense_prediction_cell.json"
+  assert saved.model.dense_prediction_cell_json == str(copy)
+  assert json.loads(copy.read_text()) == ORIGINAL_CELL
+  trainer._write_config(TrainLogdir(str(run)), saved)  # resuming from config.json
+  trainer._write_config(TrainLogdir(str(run)), cfg)  # or from the same flags
+
+  (tmp_path / "my_cell.json").write_text(json.dumps(ORIGINAL_CELL[:2]))
+  with pytest.raises(UserInputError, match="differs from .*my_cell.json"):
+    trainer._write_config(TrainLogdir(str(run)), cfg)
+  assert json.loads(copy.read_text()) == ORIGINAL_CELL
 
 
 def _rates(graph, scope):

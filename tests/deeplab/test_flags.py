@@ -20,7 +20,8 @@ ORIGINAL = json.loads((pathlib.Path(__file__).parents[1] / "testdata" /
 # The head options of the original's common.py added with issue 24, on every model command.
 _MOBILENET_V3_HEAD = {"aspp_with_squeeze_and_excitation", "decoder_use_sum_merge",
                       "decoder_output_is_logits", "image_se_uses_qsigmoid",
-                      "dense_prediction_cell_json"}
+                      "dense_prediction_cell_json", "nas_stem_output_num_conv_filters",
+                      "nas_use_classification_head", "nas_remove_os32_stride"}
 ADDED = {"train": {"config_json", "job_name", "ps_hosts", "worker_hosts"} | _MOBILENET_V3_HEAD,
          "export": {"eval_metrics_json", "inference_max_size"} | _MOBILENET_V3_HEAD,
          "evaluate": {"inference_max_size"} | _MOBILENET_V3_HEAD,

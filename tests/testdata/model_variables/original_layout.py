@@ -1,7 +1,8 @@
 """Writes the expected checkpoint variables of the original DeepLab's models, one JSON per case.
 
 Written by hand from reading tensorflow/models research/deeplab (model.py, common.py,
-core/feature_extractor.py, core/resnet_v1_beta.py, core/dense_prediction_cell.py) and
+core/feature_extractor.py, core/resnet_v1_beta.py, core/dense_prediction_cell.py,
+core/nas_network.py, core/nas_cell.py, core/nas_genotypes.py) and
 research/slim/nets/mobilenet (mobilenet.py, mobilenet_v3.py, conv_blocks.py) as of late 2020.
 It imports nothing from this repository and no TensorFlow: the layout is spelled out from
 those sources (scopes, filter counts, which convs carry a bias or a batch norm), so the
@@ -218,6 +219,101 @@ def xception_71_dpc_case() -> dict:
   return {"flags": flags, "num_classes": NUM_CLASSES, "variables": out}
 
 
+# ------------------------------------- NAS (nas_network.py, nas_cell.py, nas_genotypes.py)
+
+def batch_norm(out: Layout, scope: str, channels: int) -> None:
+  """slim.batch_norm(scope=...) called on its own: no BatchNorm/ level in the names."""
+  for v in _BN:
+    out[f"{scope}/{v}"] = [channels]
+
+
+# (operations, hiddenstate_indices) of each genotype; both use used_hiddenstates
+# [1, 1, 0, 0, 0, 0, 0], so a cell outputs its five new states concatenated.
+PNAS_CELL = (["separable_5x5_2", "max_pool_3x3", "separable_7x7_2", "max_pool_3x3",
+              "separable_5x5_2", "separable_3x3_2", "separable_3x3_2", "max_pool_3x3",
+              "separable_3x3_2", "none"], [1, 1, 0, 0, 0, 0, 4, 0, 1, 0])
+HNAS_CELL = (["atrous_5x5", "separable_3x3_2", "separable_3x3_2", "atrous_3x3",
+              "separable_3x3_2", "separable_3x3_2", "separable_5x5_2", "separable_5x5_2",
+              "separable_5x5_2", "atrous_5x5"], [1, 0, 1, 0, 3, 1, 4, 2, 3, 5])
+# The level (output stride 4 * 2**level) of each of the twelve cells.
+PNAS_PATH = {8: [1] * 12, 16: [1] * 4 + [2] * 8, 32: [1] * 4 + [2] * 4 + [3] * 4}
+HNAS_PATH = [0, 0, 0, 1, 2, 1, 2, 2, 3, 3, 2, 1]
+
+
+def nas(scope: str, genotype, path, stem_filters: int = 20) -> (Layout, int, Dict[str, int]):
+  """Backbone variables, output channels, {end point: channels}.
+
+  Stem: conv0 (3x3/2, 64), conv1 (3x3, 64), conv2 (3x3/2, 128), each with conv<i>_bn; the
+  cells get [conv1's output, conv2's output] as their first two 'previous layers'. A cell of
+  `f` filters: prev_1x1 + prev_bn on the layer before last when its width is not f, 1x1 +
+  beginning_bn on its input; per operation separable convs (depthwise [k, k, f, 1] and
+  pointwise [1, 1, f, f], bn_sep_*), an atrous conv ([k, k, f, f], bn_atr_*), nothing for a
+  3x3 max pool, and for 'none' a 1x1 + bn_1 only when it is strided (a cell input in a cell
+  that goes down a level).
+  """
+  out: Layout = {}
+  conv(out, f"{scope}/conv0", 3, 3, 64, bn=False)
+  batch_norm(out, f"{scope}/conv0_bn", 64)
+  conv(out, f"{scope}/conv1", 3, 64, 64, bn=False)
+  batch_norm(out, f"{scope}/conv1_bn", 64)
+  conv(out, f"{scope}/conv2", 3, 64, 128, bn=False)
+  batch_norm(out, f"{scope}/conv2_bn", 128)
+  widths = [64, 128]  # the outputs cells can read as their 'previous layer'
+  ends = {"Stem": 128}
+  operations, indices = genotype
+  scaling, cin = 1.0, 128
+  for number, level in enumerate(path):
+    before = path[number - 1] if number else 0
+    strided = level == before + 1
+    if strided:
+      scaling *= 2
+    elif level == before - 1:
+      scaling /= 2
+    f = int(stem_filters * scaling)
+    cell = f"{scope}/cell_{number}"
+    if widths[-2] != f:
+      conv(out, f"{cell}/prev_1x1", 1, widths[-2], f, bn=False)
+      batch_norm(out, f"{cell}/prev_bn", f)
+    conv(out, f"{cell}/1x1", 1, cin, f, bn=False)
+    batch_norm(out, f"{cell}/beginning_bn", f)
+    for i in range(len(operations) // 2):
+      for side, k in (("left", 2 * i), ("right", 2 * i + 1)):
+        where, op = f"{cell}/comb_iter_{i}/{side}", operations[k]
+        size = int(op.split("x")[-1].split("_")[0]) if "x" in op else 1
+        if op.startswith("separable"):
+          for layer in range(1, int(op.split("_")[-1]) + 1):
+            name = f"separable_{size}x{size}_{layer}"
+            out[f"{where}/{name}/depthwise_weights"] = [size, size, f, 1]
+            out[f"{where}/{name}/pointwise_weights"] = [1, 1, f, f]
+            batch_norm(out, f"{where}/bn_sep_{size}x{size}_{layer}", f)
+        elif op.startswith("atrous"):
+          conv(out, f"{where}/atrous_{size}x{size}", size, f, f, bn=False)
+          batch_norm(out, f"{where}/bn_atr_{size}x{size}", f)
+        elif op == "none" and strided and indices[k] < 2:
+          conv(out, f"{where}/1x1", 1, f, f, bn=False)
+          batch_norm(out, f"{where}/bn_1", f)
+    cin = 5 * f
+    widths.append(cin)
+    ends[f"Cell_{number}"] = cin
+  return out, cin, ends
+
+
+def nas_case(variant: str) -> dict:
+  """The DeepLab v3+ head on a NAS backbone, default nas_* settings (20 stem filters)."""
+  if variant == "nas_hnasnet":  # Auto-DeepLab: output stride 8 only, decoder on Cell_2
+    out, channels, ends = nas("hnasnet", HNAS_CELL, HNAS_PATH)
+    output_stride, rates, low_level = 8, [12, 24, 36], ends["Cell_2"]
+  else:  # PNASNet at output stride 16, decoder on the stem
+    out, channels, ends = nas("pnasnet", PNAS_CELL, PNAS_PATH[16])
+    output_stride, rates, low_level = 16, [6, 12, 18], ends["Stem"]
+  channels = aspp_head(out, channels, rates=3)
+  channels = decoder(out, channels, low_level)
+  logits(out, channels)
+  flags = {"model_variant": variant, "output_stride": output_stride, "atrous_rates": rates,
+           "decoder_output_stride": [4]}
+  return {"flags": flags, "num_classes": NUM_CLASSES, "variables": out}
+
+
 # ------------------------------------------------------ the DeepLab v3+ head (model.py defaults)
 
 def aspp_head(out: Layout, cin: int, rates: int, depth: int = 256) -> int:
@@ -264,6 +360,8 @@ def cases() -> Dict[str, dict]:
   for size in ("large", "small"):
     found[f"mobilenet_v3_{size}_seg"] = mobilenet_v3_case(size)
   found["xception_71_dpc"] = xception_71_dpc_case()
+  for variant in ("nas_hnasnet", "nas_pnasnet"):
+    found[variant] = nas_case(variant)
   return found
 
 
