@@ -355,6 +355,9 @@ def main(parsed: ParsedFlags) -> int:
     raise UserInputError(f"--inference_scales must be > 0, got {list(cfg.inference_scales)}")
   if cfg.num_check_images < 1:
     raise UserInputError("--num_check_images must be >= 1: the export always checks itself")
+  # Before any checkpoint or dataset is read (export() checks again, for library callers).
+  raise_problems(device_problems(cfg.formats, DeviceSettings.from_config(cfg), cfg.dataset_dir,
+                                 cfg.check_split), "export settings")
   checkpoint = checkpoints.find_checkpoint(cfg.checkpoint_dir, cfg.checkpoint_path)
   run_cfg, cfg_uri = run_config.load_run_config(checkpoint, cfg.config_json, required=True)
   warn_ignored_model_flags(parsed, run_cfg.model, cfg_uri)
