@@ -7,9 +7,11 @@ so old command lines parse, and a differing value is reported as ignored.
 
 Writes, into a temporary sibling folder first and then moved into --export_path (gs://:
 uploaded with export_result.json last): frozen_inference_graph.pb, saved_model/,
-export_result.json. Before publishing, both forms must reproduce the evaluation path's
-predictions on real images of --check_split at their own size (always its largest);
-otherwise the command exits 2 naming the image.
+export_result.json, and the device formats --formats asks for (TFLite, ONNX:
+deeplab/exporting/formats.py). Before publishing, both forms must reproduce the evaluation
+path's predictions on real images of --check_split at their own size (always its largest),
+and each device format is scored on the split against the frozen graph
+(deeplab/exporting/scoring.py); otherwise the command exits 2 naming the image or format.
 
 Inference policy (deeplab/evaluation/input_size.py, docs/export.md): with --eval_metrics_json,
 exactly the policy evaluate scored with; else each image at its own size (any height and
