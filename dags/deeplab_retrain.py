@@ -240,7 +240,7 @@ def deeplab_retrain():
     outlet_events[MODEL_ALIAS].add(
         Asset(name=f"deeplab_model/{plan['model_name']}", uri=asset_uri(plan["champion_uri"])),
         extra={"miou": record["miou"], "run_id": plan["run_id"],
-               "export_path": plan["export_path"]})
+               "export_path": plan["export_path"], "formats": record["formats"]})
     print(f"Promoted run {plan['run_id']} (mIoU {record['miou']:.4f}) -> {plan['champion_uri']}")
     return record
 

@@ -7,9 +7,11 @@ so old command lines parse, and a differing value is reported as ignored.
 
 Writes, into a temporary sibling folder first and then moved into --export_path (gs://:
 uploaded with export_result.json last): frozen_inference_graph.pb, saved_model/,
-export_result.json. Before publishing, both forms must reproduce the evaluation path's
-predictions on real images of --check_split at their own size (always its largest);
-otherwise the command exits 2 naming the image.
+export_result.json, and the device formats --formats asks for (TFLite, ONNX:
+deeplab/exporting/formats.py). Before publishing, both forms must reproduce the evaluation
+path's predictions on real images of --check_split at their own size (always its largest),
+and each device format is scored on the split against the frozen graph
+(deeplab/exporting/scoring.py); otherwise the command exits 2 naming the image or format.
 
 Inference policy (deeplab/evaluation/input_size.py, docs/export.md): with --eval_metrics_json,
 exactly the policy evaluate scored with; else each image at its own size (any height and
@@ -21,6 +23,7 @@ predictions resized back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -35,6 +38,8 @@ from deeplab.config.io import raise_problems
 from deeplab.config.stages import ExportConfig
 from deeplab.config import ModelConfig, to_dict
 from deeplab.errors import UserInputError
+from deeplab.exporting import formats as fm
+from deeplab.exporting.formats import DEFAULT_FORMATS
 
 log = logging.getLogger(__name__)
 EXPORT_RESULT = "export_result.json"
@@ -152,10 +157,14 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
            check_split: str = "val", num_check_images: int = 3,
            check_only: bool = False, save_inference_graph: bool = False,
            eval_metrics_json: Optional[str] = None, resize: Optional[dict] = None,
-           inference_max_size: Optional[int] = None) -> dict:
+           inference_max_size: Optional[int] = None,
+           formats: Sequence[str] = DEFAULT_FORMATS, device: Optional[DeviceSettings] = None
+           ) -> dict:
   """Exports (or, with check_only, re-checks) a checkpoint; returns export_result.json's content.
 
   Input settings: see size_settings (None = evaluate's recorded value, else the default).
+  formats: what to write (deeplab/exporting/formats.py); device formats are scored on
+  check_split under `device` (default: DeviceSettings()).
 
   Raises:
     UserInputError: no config.json, checkpoint/config mismatch, an image of the check split
@@ -167,6 +176,8 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
   from deeplab.compat import tf
 
   cfg, cfg_uri = run_config.load_run_config(checkpoint, config_json, required=True)
+  device = device or DeviceSettings()
+  raise_problems(device_problems(formats, device, dataset_dir, check_split), "export settings")
   images, source, _ = check_images(dataset_dir, check_split, num_check_images)
   settings = size_settings(cfg.model, crop_size, scales, add_flipped_images, resize,
                            eval_metrics_json, inference_max_size)
@@ -197,13 +208,22 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
         tf.io.write_graph(graph.as_graph_def(), work, "inference_graph.pbtxt")
       frozen = eg.freeze(graph, local_ckpt)
       eg.write_frozen_graph(frozen, graph_path)
-      eg.write_saved_model(frozen, saved_dir)
+      if fm.SAVED_MODEL in formats:
+        eg.write_saved_model(frozen, saved_dir)
       log.info("froze %d nodes into %s", len(frozen.node), graph_name)
-    check = self_check.check_export(graph_path, saved_dir, local_ckpt, policy, images, source)
+    check = self_check.check_export(graph_path, saved_dir if fm.SAVED_MODEL in formats
+                                    else None, local_ckpt, policy, images, source)
+    if not check["passed"]:
+      raise UserInputError("export self-check failed: " + "; ".join(
+          check["failures"] or ["no image could be checked"]))
+    scored = device_check(graph_path, work, formats, device, dataset_dir, check_split,
+                          cfg.dataset, policy, write=not check_only)
     result = {
         "format_version": 1, "checkpoint": checkpoint,
         "checkpoint_step": checkpoints.checkpoint_step(checkpoint), "config_json": cfg_uri,
-        "export_path": folder, "frozen_graph": graph_name, "saved_model": eg.SAVED_MODEL_DIR,
+        "export_path": folder, "frozen_graph": graph_name,
+        "saved_model": eg.SAVED_MODEL_DIR if fm.SAVED_MODEL in formats else None,
+        "formats": list(formats),
         "input": eg.INPUT_NAME + ":0",
         "outputs": [n + ":0" for n in eg.OUTPUT_NODES],
         "saved_model_signatures": {
@@ -216,12 +236,11 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
         "inference_scales": [float(s) for s in policy.scales],
         "add_flipped_images": bool(policy.add_flipped_images),
         "eval_metrics_json": eval_metrics_json, "model": to_dict(policy.model),
-        "check": check,
+        "check": check, "device_formats": scored,
     }
     result["files"] = [f for f in eg.file_sizes(work) if f["path"] != EXPORT_RESULT]
-    if not check["passed"]:
-      raise UserInputError("export self-check failed: " + "; ".join(
-          check["failures"] or ["no image could be checked"]))
+    if scored and scored["failures"]:
+      raise UserInputError("export self-check failed: " + "; ".join(scored["failures"]))
     if check_only:
       return result
     storage.write_json(os.path.join(work, EXPORT_RESULT), result)
@@ -231,6 +250,97 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
   finally:
     if tmp and os.path.exists(tmp):
       shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _declared(name: str):
+  return ExportConfig.__dataclass_fields__[name].default
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceSettings:
+  """How device formats are calibrated and judged (ExportConfig's fields of the same names)."""
+
+  max_quantized_miou_drop: float = _declared("max_quantized_miou_drop")
+  num_score_images: int = _declared("num_score_images")
+  calibration_split: str = _declared("calibration_split")
+  num_calibration_images: int = _declared("num_calibration_images")
+
+  @classmethod
+  def from_config(cls, cfg: ExportConfig) -> "DeviceSettings":
+    return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+
+
+def device_problems(formats: Sequence[str], device: DeviceSettings, dataset_dir: Optional[str],
+                    check_split: str) -> List[str]:
+  """Why these formats cannot be exported and checked (nothing is written when any)."""
+  out = fm.format_problems(formats)
+  wanted = fm.device_formats(formats)
+  if wanted and not dataset_dir:
+    out.append(f"--formats={','.join(wanted)} needs --dataset_dir: every device format is "
+               "scored on --check_split against the frozen graph")
+  if fm.TFLITE_INT8 in formats and device.calibration_split == check_split:
+    out.append(f"--calibration_split={device.calibration_split} is the check split: int8 "
+               "ranges must come from other images (e.g. --calibration_split=train)")
+  if device.num_calibration_images < 1:
+    out.append(f"--num_calibration_images must be >= 1, got {device.num_calibration_images}")
+  if device.num_score_images < 0:
+    out.append(f"--num_score_images must be >= 0 (0: all), got {device.num_score_images}")
+  if not 0 <= device.max_quantized_miou_drop <= 1:
+    out.append("--max_quantized_miou_drop must be in [0, 1], got "
+               f"{device.max_quantized_miou_drop}")
+  return out
+
+
+def device_check(graph_path: str, work: str, formats: Sequence[str], device: DeviceSettings,
+                 dataset_dir: Optional[str], check_split: str, dataset: str, policy,
+                 write: bool) -> Optional[dict]:
+  """Writes (unless `write` is False) and scores the device formats; None when none is asked."""
+  from deeplab.datasets.descriptors import get_dataset_info
+  from deeplab.evaluation.eval_pass import stage_split
+  from deeplab.exporting import scoring, self_check
+  wanted = fm.device_formats(formats)
+  if not wanted:
+    return None
+  info = get_dataset_info(dataset_dir, dataset)
+  if write:
+    calibration = None
+    if fm.TFLITE_INT8 in wanted:  # the first images of the calibration split that fit
+      split = device.calibration_split
+      examples = scoring.iter_split(stage_split(dataset_dir, split), split,
+                                    device.num_calibration_images, with_label=False)
+      calibration = [(n, img) for n, img, _ in examples]
+      calibration = [c for c in calibration if not self_check.too_large([c], policy)]
+      if not calibration:
+        raise UserInputError(f"--calibration_split={split} of {dataset_dir} has no image the "
+                             "export can serve: int8 cannot be calibrated")
+    fm.write_device_formats(graph_path, work, wanted, calibration)
+  paths = {f: os.path.join(work, fm.DEVICE_FILES[f]) for f in wanted}
+  missing = [p for p in paths.values() if not os.path.exists(p)]
+  if missing:
+    raise UserInputError(f"--check_only: {missing} not in the export; export these formats "
+                         "first or leave them out of --formats")
+  examples = scoring.iter_split(stage_split(dataset_dir, check_split), check_split,
+                                device.num_score_images)
+  scored = scoring.score(graph_path, paths, examples, info.num_classes, info.ignore_label,
+                         device.max_quantized_miou_drop)
+  scored.update(split=check_split, calibration_split=device.calibration_split
+                if fm.TFLITE_INT8 in wanted else None,
+                files={f: fm.DEVICE_FILES[f] for f in wanted})
+  log.info("device formats on %d images of %s: %s", scored["num_images"], check_split, {
+      f: (r["agreement"], r["miou"]) for f, r in scored["formats"].items()})
+  return scored
+
+
+def device_summary(result: dict) -> Optional[dict]:
+  """{'frozen_miou', format: {'file', 'miou', 'agreement'}} for the result JSON (promotion)."""
+  scored = result.get("device_formats")
+  if not scored:
+    return None
+  out = {"frozen_miou": scored["frozen"]["miou"], "split": scored["split"]}
+  for fmt, row in scored["formats"].items():
+    out[fmt] = {"file": scored["files"][fmt], "miou": row["miou"],
+                "agreement": row["agreement"]}
+  return out
 
 
 def output_folder(parsed: ParsedFlags) -> Optional[str]:
@@ -247,6 +357,9 @@ def main(parsed: ParsedFlags) -> int:
     raise UserInputError(f"--inference_scales must be > 0, got {list(cfg.inference_scales)}")
   if cfg.num_check_images < 1:
     raise UserInputError("--num_check_images must be >= 1: the export always checks itself")
+  # Before any checkpoint or dataset is read (export() checks again, for library callers).
+  raise_problems(device_problems(cfg.formats, DeviceSettings.from_config(cfg), cfg.dataset_dir,
+                                 cfg.check_split), "export settings")
   checkpoint = checkpoints.find_checkpoint(cfg.checkpoint_dir, cfg.checkpoint_path)
   run_cfg, cfg_uri = run_config.load_run_config(checkpoint, cfg.config_json, required=True)
   warn_ignored_model_flags(parsed, run_cfg.model, cfg_uri)
@@ -262,16 +375,19 @@ def main(parsed: ParsedFlags) -> int:
                   check_only=cfg.check_only, save_inference_graph=cfg.save_inference_graph,
                   eval_metrics_json=cfg.eval_metrics_json,
                   resize={k: parsed.values[k] for k in RESIZE_KEYS if k in parsed.given},
-                  inference_max_size=given("inference_max_size"))
+                  inference_max_size=given("inference_max_size"), formats=cfg.formats,
+                  device=DeviceSettings.from_config(cfg))
   result_json = parsed.values["result_json"]
   if result_json:
     folder = result["export_path"]
     storage.write_json(result_json, {
         "export_path": folder, "frozen_graph": storage.join(folder, result["frozen_graph"]),
-        "saved_model": storage.join(folder, result["saved_model"]),
+        "saved_model": storage.join(folder, result["saved_model"])
+        if result["saved_model"] else None,
         "export_result": storage.join(folder, EXPORT_RESULT),
         "check_passed": result["check"]["passed"],
         "num_check_images": result["check"]["num_images"],
         "checkpoint": result["checkpoint"], "checkpoint_step": result["checkpoint_step"],
-        "crop_size": result["crop_size"]})
+        "crop_size": result["crop_size"], "formats": result["formats"],
+        "files": result["files"], "device_formats": device_summary(result)})
   return 0

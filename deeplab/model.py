@@ -74,7 +74,8 @@ def _pool_valid_region(features, valid_size, output_stride: int):
   cells = scale_dimension(tf.cast(valid_size, tf.int32), 1.0 / output_stride)  # [B, 2]
   rows = tf.range(shape[1])[tf.newaxis, :, tf.newaxis] < cells[:, 0, tf.newaxis, tf.newaxis]
   cols = tf.range(shape[2])[tf.newaxis, tf.newaxis, :] < cells[:, 1, tf.newaxis, tf.newaxis]
-  mask = tf.cast(tf.logical_and(rows, cols), features.dtype)[..., tf.newaxis]
+  # expand_dims, not [..., tf.newaxis]: TFLite has no kernel for a slice adding an axis.
+  mask = tf.expand_dims(tf.cast(tf.logical_and(rows, cols), features.dtype), -1)
   total = tf.reduce_sum(features * mask, axis=[1, 2], keepdims=True)
   return total / tf.reduce_sum(mask, axis=[1, 2], keepdims=True)
 

@@ -12,6 +12,8 @@ from airflow.sdk import Param
 from deeplab.config import OUTPUT_STRIDES, SUPPORTED_VARIANTS, ModelConfig, TrainConfig
 from deeplab.config.recipes import DEMO
 from deeplab.contract import FORMATS, LAUNCHERS, NAME_PATTERN
+from deeplab.exporting.formats import DEFAULT_FORMATS
+from deeplab.exporting.formats import FORMATS as EXPORT_FORMATS
 from deeplab_pipeline.gate import APPROVALS, GATE_MODES
 from deeplab_pipeline.resolve import TRAIN_PARAMS
 
@@ -47,6 +49,7 @@ DEFAULTS = {
     "drift_factor": 2.0,
     "approval": "auto",
     "approval_timeout_minutes": 1440,
+    "export_formats": list(DEFAULT_FORMATS),
     "launcher": "local",
     "force": False,
 }
@@ -183,6 +186,14 @@ def build_params() -> dict:
           "approval_timeout_minutes", section="Gate", title="Approval timeout (minutes)",
           type="number", exclusiveMinimum=0,
           description="Without an answer in this time the champion stays."),
+      # Export
+      "export_formats": _p(
+          "export_formats", section="Export", title="Export formats", type="array",
+          items={"type": "string", "enum": list(EXPORT_FORMATS)}, minItems=1, uniqueItems=True,
+          description="What the export writes: frozen (always), saved_model, tflite (float32), "
+          "tflite_float16, tflite_int8 (calibrated on the train split), onnx. Every device "
+          "format is scored on the evaluation split against the frozen graph; a quantized one "
+          "losing more than 0.01 mIoU fails the export (docs/export.md)."),
       # Runtime
       "launcher": _p(
           "launcher", section="Runtime", title="Launcher", type="string", enum=list(LAUNCHERS),

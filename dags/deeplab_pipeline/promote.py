@@ -16,6 +16,8 @@ def champion_record(plan: Mapping[str, Any], *, decision: Mapping[str, Any],
       "frozen_graph": export_result.get("frozen_graph")
       or export_result.get("frozen_inference_graph"),
       "saved_model": export_result.get("saved_model"),
+      "formats": list(export_result.get("formats") or []),
+      "files": exported_files(export_result, decision["miou"]),
       "checkpoint": train_result.get("checkpoint"),
       "dataset_dir": plan["dataset_dir"],
       "dataset_fingerprint": plan["fingerprint"],
@@ -29,3 +31,20 @@ def champion_record(plan: Mapping[str, Any], *, decision: Mapping[str, Any],
 def asset_uri(uri: str) -> str:
   """Asset URIs need a scheme: local paths become file:// URIs."""
   return uri if "://" in uri else "file://" + uri
+
+
+def exported_files(export_result: Mapping[str, Any], miou: float) -> list:
+  """[{path, bytes, sha256, format, miou}] of every exported file (issue 20).
+
+  A device format's file carries the mIoU it scored on the eval split at export; the frozen
+  graph and the SavedModel predict exactly what evaluate scored, so they carry its mIoU.
+  """
+  device = export_result.get("device_formats") or {}
+  by_file = {v["file"]: (fmt, v["miou"]) for fmt, v in device.items() if isinstance(v, dict)}
+  out = []
+  for f in export_result.get("files") or []:
+    fmt, file_miou = by_file.get(f["path"], (None, miou))
+    if fmt is None:
+      fmt = "saved_model" if f["path"].startswith("saved_model/") else "frozen"
+    out.append({**f, "format": fmt, "miou": file_miou})
+  return out

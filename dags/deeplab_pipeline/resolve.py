@@ -21,6 +21,7 @@ from deeplab.config import fields as dlfields
 from deeplab.contract import LAUNCHERS
 from deeplab.datasets import class_mapping
 from deeplab.datasets.converters.base import ConvertOptions
+from deeplab.exporting.formats import DEFAULT_FORMATS, format_problems
 
 # Characters a shell would interpret; URIs and names never need them.
 _SHELL_CHARS = set(";|&$`<>\\\"'*?!{}()[]#~\n\r\t ")
@@ -221,6 +222,9 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
                     "DEEPLAB_STORAGE_ROOT=gs://bucket/prefix on the Airflow workers or use "
                     "launcher local")
 
+  formats = list(conf.get("export_formats") or DEFAULT_FORMATS)
+  problems.extend(f"export_formats: {p}" for p in format_problems(formats))
+
   # Initial checkpoint.
   init_from = conf["init_from"]
   checkpoint = None
@@ -307,8 +311,10 @@ def resolve(conf: Mapping[str, Any], *, run_id: str, run_type: str, storage_root
       "eval_flags": {"eval_split": conf["eval_split"]},
       "eval_logdir": _join(run_dir, "eval"),
       "export_path": _join(run_dir, "export"),
-      # The export checks itself on a few images of the evaluated split.
-      "export_flags": {"dataset_dir": dataset_dir, "check_split": conf["eval_split"]},
+      # The export checks itself on a few images of the evaluated split, and scores each
+      # device format on all of it.
+      "export_flags": {"dataset_dir": dataset_dir, "check_split": conf["eval_split"],
+                       "formats": formats},
       "launcher": conf["launcher"],
       "model_name": conf["model_name"],
       "champion_uri": champion_uri,

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from deeplab.config.fields import coerce_tuples, setting
+from deeplab.exporting.formats import DEFAULT_FORMATS
 
 # Names of the label colour maps (deeplab.evaluation.colormap draws them).
 COLORMAPS = ("pascal", "cityscapes", "ade20k")
@@ -112,6 +113,21 @@ class ExportConfig(ModelInput):
   check_split: str = setting("val", "Split the self-check takes images from.")
   num_check_images: int = setting(3, "Images the self-check runs (>= 1).")
   check_only: bool = setting(False, "Only re-run the self-check on an existing export.")
+  # The device formats (deeplab/exporting/formats.py, docs/export.md).
+  formats: Tuple[str, ...] = setting(
+      DEFAULT_FORMATS, "Formats to write, comma separated: frozen (always), "
+      "saved_model, tflite (float32), tflite_float16, tflite_int8, onnx. Every device format "
+      "is scored on --check_split against the frozen graph (needs --dataset_dir).",
+      kind="list")
+  max_quantized_miou_drop: float = setting(
+      0.01, "A quantized format (tflite_float16, tflite_int8) whose mIoU on --check_split is "
+      "lower than the frozen graph's by more than this fails the export (exit 2).")
+  num_score_images: int = setting(
+      0, "Images of --check_split each device format is scored on (0: all of them).")
+  calibration_split: str = setting(
+      "train", "Split whose images calibrate tflite_int8's ranges (never the check split).")
+  num_calibration_images: int = setting(
+      200, "Images of --calibration_split used to calibrate tflite_int8 (the first ones).")
 
   def __post_init__(self):
-    coerce_tuples(self, {"inference_scales": float, "crop_size": str})
+    coerce_tuples(self, {"inference_scales": float, "crop_size": str, "formats": str})

@@ -112,11 +112,16 @@ def write_saved_model(graph_def, export_dir: str) -> None:
 
 
 def file_sizes(folder: str) -> list:
-  """[{'path': relative POSIX path, 'bytes': size}] for every file under `folder`, sorted."""
+  """[{'path': relative POSIX path, 'bytes': size, 'sha256'}] of every file under `folder`."""
+  import hashlib
   out = []
   for root, _, files in os.walk(folder):
     for name in files:
       full = os.path.join(root, name)
+      digest = hashlib.sha256()
+      with open(full, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+          digest.update(block)
       out.append({"path": os.path.relpath(full, folder).replace(os.sep, "/"),
-                  "bytes": os.path.getsize(full)})
+                  "bytes": os.path.getsize(full), "sha256": digest.hexdigest()})
   return sorted(out, key=lambda e: e["path"])

@@ -13,7 +13,7 @@ naming the image.
 from __future__ import annotations
 
 import logging
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -175,7 +175,7 @@ def _compare(ref: np.ndarray, got: np.ndarray) -> int:
   return int(np.count_nonzero(ref != got))
 
 
-def check_export(frozen_graph_path: str, saved_model_dir: str, checkpoint_local: str,
+def check_export(frozen_graph_path: str, saved_model_dir: Optional[str], checkpoint_local: str,
                  policy: InferencePolicy, images: Sequence[Image], source: str) -> dict:
   """Compares every exported form with the evaluation path on `images`.
 
@@ -189,11 +189,12 @@ def check_export(frozen_graph_path: str, saved_model_dir: str, checkpoint_local:
   """
   ref = reference_predictions(policy, checkpoint_local, images)
   forms = (("frozen graph", "frozen_graph_differing_pixels",
-            frozen_predictions(eg.read_frozen_graph(frozen_graph_path), images)),
-           ("SavedModel", "saved_model_differing_pixels",
-            saved_model_predictions(saved_model_dir, images)),
-           ("SavedModel's encoded-image signature", "saved_model_bytes_differing_pixels",
-            saved_model_predictions(saved_model_dir, images, encoded=True)))
+            frozen_predictions(eg.read_frozen_graph(frozen_graph_path), images)),)
+  if saved_model_dir:  # None: --formats left the SavedModel out
+    forms += (("SavedModel", "saved_model_differing_pixels",
+               saved_model_predictions(saved_model_dir, images)),
+              ("SavedModel's encoded-image signature", "saved_model_bytes_differing_pixels",
+               saved_model_predictions(saved_model_dir, images, encoded=True)))
   rows, failures = [], []
   for i, ((name, img), r) in enumerate(zip(images, ref)):
     row = {"name": name, "height": int(img.shape[0]), "width": int(img.shape[1]),

@@ -62,6 +62,9 @@ BAD = [
     ({"num_ps_tasks": -1}, "schema", ["num_ps_tasks"]),
     ({"num_replicas": 2, "num_ps_tasks": 1, "train_batch_size": 3}, "resolve",
      ["train_batch_size 3", "multiple of 2"]),
+    ({"export_formats": ["frozen", "coreml"]}, "schema", ["coreml"]),
+    ({"export_formats": ["saved_model", "onnx"]}, "resolve", ["export_formats",
+                                                             "must include 'frozen'"]),
 ]
 
 
@@ -185,3 +188,10 @@ def test_plan_carries_the_gate_policy_and_the_champion_eval_folder(dag, tmp_path
   assert plan["champion_eval_logdir"] == plan["run_dir"] + "/eval_champion"
   with pytest.raises(ParamValidationError):
     check(dag, {"gate_mode": "better"}, str(tmp_path))
+
+
+def test_export_formats_reach_the_export_flags(dag, tmp_path):
+  plan = check(dag, {}, str(tmp_path))
+  assert plan["export_flags"]["formats"] == ["frozen", "saved_model"]  # today's export
+  plan = check(dag, {"export_formats": ["frozen", "tflite_int8", "onnx"]}, str(tmp_path))
+  assert plan["export_flags"]["formats"] == ["frozen", "tflite_int8", "onnx"]

@@ -23,7 +23,10 @@ _MOBILENET_V3_HEAD = {"aspp_with_squeeze_and_excitation", "decoder_use_sum_merge
                       "dense_prediction_cell_json", "nas_stem_output_num_conv_filters",
                       "nas_use_classification_head", "nas_remove_os32_stride"}
 ADDED = {"train": {"config_json", "job_name", "ps_hosts", "worker_hosts"} | _MOBILENET_V3_HEAD,
-         "export": {"eval_metrics_json", "inference_max_size"} | _MOBILENET_V3_HEAD,
+         # The device formats of issue 20 (docs/export.md).
+         "export": {"eval_metrics_json", "inference_max_size", "formats",
+                    "max_quantized_miou_drop", "num_score_images", "calibration_split",
+                    "num_calibration_images"} | _MOBILENET_V3_HEAD,
          "evaluate": {"inference_max_size"} | _MOBILENET_V3_HEAD,
          "vis": {"inference_max_size"} | _MOBILENET_V3_HEAD,
          "build-tfrecords": {"annotations", "ignore_classes"}}
