@@ -3,15 +3,13 @@ answering TF Serving's REST bodies with evaluation's predictions, a wrong model 
 
 import json
 import os
-import shutil
 
-import numpy as np
 import pytest
 
 from deeplab import deploy
-from deeplab.compat import tf
 from deeplab.serving import push as sp
 from tests.deeplab import _eval_kit as kit
+from tests.deeplab import _serving_kit as serving_kit
 from tests.deeplab.test_export import exported  # noqa: F401 (the shared export, built once)
 
 pytestmark = pytest.mark.slow
@@ -21,24 +19,6 @@ def _deploy(export_dir, base, push_id, result, *extra):
   return kit.run_cli(deploy, [f"--export_path={export_dir}", f"--serving_base_path={base}",
                               "--model_name=deeplab", f"--push_id={push_id}",
                               f"--result_json={result}", *extra])
-
-
-def _wrong_checkpoint(ckpt, folder):
-  """A copy of the run whose logits weights are rolled by one class: a different model."""
-  shutil.copytree(os.path.dirname(ckpt), folder)
-  reader = tf.train.load_checkpoint(ckpt)
-  with tf.Graph().as_default():
-    variables = []
-    for name in sorted(reader.get_variable_to_shape_map()):
-      value = reader.get_tensor(name)
-      if name == "logits/semantic/weights":
-        value = np.roll(value, 1, axis=-1)
-      variables.append(tf.Variable(value, name=name))
-    with tf.Session() as sess:
-      sess.run(tf.global_variables_initializer())
-      prefix = os.path.join(folder, os.path.basename(ckpt))
-      tf.train.Saver(variables).save(sess, prefix, write_meta_graph=False)
-  return prefix
 
 
 def test_two_deploys_serve_1_then_2_and_a_wrong_model_leaves_2_newest(exported, tmp_path,
@@ -70,7 +50,7 @@ def test_two_deploys_serve_1_then_2_and_a_wrong_model_leaves_2_newest(exported, 
   assert json.loads((tmp_path / "r2b.json").read_text())["reused"] is True
   capsys.readouterr()
 
-  wrong = _wrong_checkpoint(ckpt, tmp_path / "wrong")
+  wrong = serving_kit.rolled_logits_checkpoint(ckpt, tmp_path / "wrong")
   assert _deploy(out, base, "run-3", tmp_path / "r3.json", f"--checkpoint_path={wrong}",
                  "--num_check_images=1") == 2
   err = capsys.readouterr().err
