@@ -14,6 +14,7 @@ COMMANDS = {
     "evaluate": "deeplab.evaluate",
     "vis": "deeplab.vis",
     "export": "deeplab.export",
+    "deploy": "deeplab.deploy",
 }
 
 # Exit codes. Anything not listed as non-retryable is transient: the operator retries it.

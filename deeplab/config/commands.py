@@ -10,6 +10,7 @@ import dataclasses
 from typing import Dict, Optional, Tuple
 
 from deeplab.config.cluster import ClusterFlags
+from deeplab.config.deploy import DeployConfig
 from deeplab.config.fields import MULTI_KINDS, flag_fields, setting
 from deeplab.config.model import ModelConfig
 from deeplab.config.stages import EvalConfig, ExportConfig, VisConfig
@@ -83,6 +84,7 @@ COMMAND_SETTINGS: Dict[str, Tuple[type, ...]] = {
     "evaluate": (ModelConfig, EvalConfig, IgnoredEvalFlags, JobFlags),
     "vis": (ModelConfig, VisConfig, IgnoredVisFlags, JobFlags),
     "export": (ModelConfig, ExportConfig, IgnoredExportFlags, JobFlags),
+    "deploy": (DeployConfig, JobFlags),
 }
 
 

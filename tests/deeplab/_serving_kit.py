@@ -31,3 +31,24 @@ def frozen_graph_on_split(export_dir: str, dataset_dir: str, split: str):
     predictions = [sess.run("SemanticPredictions:0", {"ImageTensor:0": image[None]})[0]
                    for _, image, _ in examples]
   return examples, predictions
+
+
+def rolled_logits_checkpoint(ckpt: str, folder) -> str:
+  """A copy of `ckpt`'s run whose logits weights are rolled by one class: a different model
+  with the same variables (what an export of the wrong checkpoint serves). Returns its prefix."""
+  import shutil
+  from deeplab.compat import tf
+  shutil.copytree(os.path.dirname(ckpt), folder)
+  reader = tf.train.load_checkpoint(ckpt)
+  with tf.Graph().as_default():
+    variables = []
+    for name in sorted(reader.get_variable_to_shape_map()):
+      value = reader.get_tensor(name)
+      if name == "logits/semantic/weights":
+        value = np.roll(value, 1, axis=-1)
+      variables.append(tf.Variable(value, name=name))
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      prefix = os.path.join(str(folder), os.path.basename(ckpt))
+      tf.train.Saver(variables).save(sess, prefix, write_meta_graph=False)
+  return prefix

@@ -17,6 +17,7 @@ from deeplab.exporting import graph as eg
 from deeplab.compat import tf
 from deeplab.config import load_train_config
 from tests.deeplab import _eval_kit as kit
+from tests.deeplab import _serving_kit as serving_kit
 
 _EXPORTED = {}
 
@@ -160,20 +161,8 @@ def test_self_check_catches_a_tampered_frozen_graph(exported, tmp_path, capsys):
 
 def test_self_check_catches_a_checkpoint_changed_after_export(exported, tmp_path, capsys):
   data, ckpt, out, _ = exported
-  run = tmp_path / "train"
-  shutil.copytree(os.path.dirname(ckpt), run)
-  reader = tf.train.load_checkpoint(ckpt)
-  with tf.Graph().as_default():
-    variables = []
-    for name in sorted(reader.get_variable_to_shape_map()):
-      value = reader.get_tensor(name)
-      if name == "logits/semantic/weights":
-        value = np.roll(value, 1, axis=-1)
-      variables.append(tf.Variable(value, name=name))
-    with tf.Session() as sess:
-      sess.run(tf.global_variables_initializer())
-      tf.train.Saver(variables).save(sess, str(run / "model.ckpt-7"), write_meta_graph=False)
-  code = kit.run_cli(export, [f"--checkpoint_path={run / 'model.ckpt-7'}", f"--export_path={out}",
+  changed = serving_kit.rolled_logits_checkpoint(ckpt, tmp_path / "train")
+  code = kit.run_cli(export, [f"--checkpoint_path={changed}", f"--export_path={out}",
                               "--crop_size=41,41", "--check_only", "--num_check_images=2"])
   assert code == 2
   err = capsys.readouterr().err
