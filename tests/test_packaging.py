@@ -15,8 +15,9 @@ PROJECT = PYPROJECT["project"]
 # The jobs' stack: never in the default (Airflow-side) install.
 TENSORFLOW_STACK = {"tensorflow", "tensorflow-cpu", "tf-keras", "tf-slim", "keras"}
 # Pinned in requirements.txt for the demo environment but declared by nobody here:
-# apache-airflow-core already requires it.
-ENVIRONMENT_ONLY = {"psutil"}
+# apache-airflow-core already requires psutil; ai-edge-litert requires backports-strenum
+# (pinned only so that the lock picks a version that installs on Python 3.11).
+ENVIRONMENT_ONLY = {"psutil", "backports-strenum"}
 # requirements.txt pins the CPU build; the [train] extra names the one that also runs on GPUs.
 SAME_PACKAGE = {"tensorflow-cpu": "tensorflow"}
 
