@@ -1,14 +1,22 @@
 """Real Airflow services on 127.0.0.1 (api-server, scheduler, dag-processor): trigger the DAG
 through the REST API with a conf (approval=human, approved through the API) and see it succeed;
-a bad conf is refused."""
+a bad conf is refused.
+
+The run trains as a group (issue 19): 1 parameter server + 2 workers on 127.0.0.1, under the
+LocalLauncher. Nothing here depends on what training learns, so the group costs this test only
+its start-up (one DAG run fewer than a test of its own)."""
 
 import json
+import pathlib
 import urllib.request
 
 import pytest
 
 from tests.dags.airflow_services import AirflowServices, request as _request, wait as _wait
 from tests.dags.test_end_to_end import TINY
+from tests.dags.test_lost_workers import _processes_mentioning
+
+GROUP = {"num_replicas": 2, "num_ps_tasks": 1}
 
 
 def parked(logs, dag_id, task_id):
@@ -31,7 +39,7 @@ def airflow_services(tmp_path):
 
 
 @pytest.mark.slow
-def test_trigger_through_rest_api(airflow_services):
+def test_trigger_through_rest_api(airflow_services, tmp_path):
   base, token, logs = airflow_services
   dag_url = f"{base}/api/v2/dags/deeplab_retrain"
   _wait(lambda: _request("GET", dag_url, token)[0] == 200, 180, "the DAG to be parsed", logs)
@@ -44,10 +52,23 @@ def test_trigger_through_rest_api(airflow_services):
 
   # approval=human: the real DAG waits for a reviewer after the gate; approve through the API.
   status, body = _request("POST", f"{dag_url}/dagRuns", token,
-                          {"logical_date": None, "conf": {**TINY, "approval": "human"}})
+                          {"logical_date": None, "conf": {**TINY, **GROUP, "approval": "human"}})
   assert status == 200, body
   run_url = f"{dag_url}/dagRuns/{urllib.request.quote(body['dag_run_id'], safe='')}"
   hitl = f"{run_url}/taskInstances/approve/-1/hitlDetails"
+  storage = tmp_path / "storage"
+
+  def trained():
+    tis = _request("GET", f"{run_url}/taskInstances", token)[1]["task_instances"]
+    state = {t["task_id"]: t["state"] for t in tis}.get("train")
+    assert state not in ("skipped", "failed", "upstream_failed"), state
+    return state == "success"
+
+  _wait(trained, 600, "the train task", logs, interval=0.5)
+  # Every job guard and task of the group ended with the task (a ps serves until stopped).
+  left = {pid: argv for pid, argv in _processes_mentioning(str(storage)).items()
+          if "train" in argv}
+  assert not left, f"processes of the training group outlived the train task: {left}"
 
   def awaiting():
     tis = _request("GET", f"{run_url}/taskInstances", token)[1]["task_instances"]
@@ -70,3 +91,28 @@ def test_trigger_through_rest_api(airflow_services):
   states = {t["task_id"]: t["state"] for t in tis["task_instances"]}
   assert final == "success", states
   assert states["train"] == "success" and states["promote"] == "success", states
+  assert_group_trained_what_evaluate_and_export_read(storage, tmp_path, TINY)
+
+
+def assert_group_trained_what_evaluate_and_export_read(storage, tmp_path, conf):
+  """The group's chief ended at exactly N steps; evaluate and export read that checkpoint."""
+  steps = conf["training_number_of_steps"]
+  plan = json.loads(next(storage.glob("runs/*/plan.json")).read_text())
+  logdir = pathlib.Path(plan["train_logdir"])
+  result = json.loads((logdir / "train_result.json").read_text())
+  assert result["final_step"] == steps, result
+  checkpoint = str(logdir / f"model.ckpt-{steps}")
+  assert f'model_checkpoint_path: "model.ckpt-{steps}"' in (logdir / "checkpoint").read_text()
+  trained = json.loads((logdir / "config.json").read_text())
+  assert (trained["num_replicas"], trained["num_ps_tasks"]) == (2, 1)
+  metrics = json.loads(pathlib.Path(plan["eval_logdir"], "metrics.json").read_text())
+  exported = json.loads(pathlib.Path(plan["export_path"], "export_result.json").read_text())
+  for read in (metrics, exported):
+    assert (read["checkpoint"], read["checkpoint_step"]) == (checkpoint, steps), read
+  # The train task's log names the group: each task started with its TF_CONFIG, its lines
+  # prefixed with its name, and the chief (worker-0) ended it.
+  log = "".join(p.read_text() for p in (tmp_path / "airflow_home" / "logs").rglob(
+      "task_id=train/attempt=1*"))
+  for task in ("ps-0", "worker-0", "worker-1"):
+    assert f"Running {task}: TF_CONFIG=" in log and f"[{task}] " in log, (task, log[-3000:])
+  assert "Group ended by worker-0 with code 0" in log, log[-3000:]

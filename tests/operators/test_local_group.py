@@ -5,6 +5,7 @@ the group, a task killed with SIGKILL stops the whole group and fails the job wi
 """
 
 import json
+import logging
 import os
 import pathlib
 import signal
@@ -22,8 +23,8 @@ SHAPE = ClusterShape(num_replicas=2, num_ps_tasks=1)
 NAMES = ("ps-0", "worker-0", "worker-1")
 
 
-def _start(tmp_path, *extra):
-  launcher = LocalLauncher(command_prefix=[sys.executable, FAKE_TASK], kill_grace_seconds=2.0)
+def _start(tmp_path, *extra, log=None):
+  launcher = LocalLauncher(log, command_prefix=[sys.executable, FAKE_TASK], kill_grace_seconds=2.0)
   out = {}
   thread = threading.Thread(target=lambda: out.update(result=launcher.run(
       ["train", f"--task_dir={tmp_path}", *extra], cluster=SHAPE)))
@@ -72,6 +73,30 @@ def test_a_worker_killed_stops_the_whole_group_and_fails_with_its_lines(tmp_path
   assert "worker-1" in result.tail[0] and "worker 1 started" in result.tail
   assert result.result is None
   assert _gone([t["pid"] for t in tasks.values()]) == []
+
+
+def test_a_lost_worker_leaves_each_members_last_lines_in_the_task_log(tmp_path):
+  """The job's error carries the lost task's lines; the log (the task log, under an operator)
+  carries every member's, down to what the others print while the group is being stopped."""
+  log = logging.getLogger(f"test.local_group.{tmp_path.name}")
+  log.setLevel(logging.INFO)
+  lines = []
+  handler = logging.Handler()
+  handler.emit = lambda record: lines.append(record.getMessage())
+  log.addHandler(handler)
+  try:
+    thread, out, tasks = _start(tmp_path, log=log)
+    os.kill(tasks["worker-1"]["pid"], signal.SIGKILL)
+    thread.join(timeout=30)
+  finally:
+    log.removeHandler(handler)
+  assert out["result"].exit_code == -signal.SIGKILL
+  for name in NAMES:
+    job, index = name.split("-")
+    assert f"[{name}] {job} {index} started" in lines, lines
+  for name in ("ps-0", "worker-0"):  # stopped by the launcher: their last words are logged
+    job, index = name.split("-")
+    assert f"[{name}] {job} {index} stopping" in lines, lines
 
 
 def test_a_failing_chief_fails_the_job_with_its_code(tmp_path):
