@@ -242,14 +242,25 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
     if scored and scored["failures"]:
       raise UserInputError("export self-check failed: " + "; ".join(scored["failures"]))
     if check_only:
+      _log_formats_table(result)
       return result
     storage.write_json(os.path.join(work, EXPORT_RESULT), result)
     _publish(tmp, folder)
+    _log_formats_table(result)
     log.info("exported %s (%d files) to %s", checkpoint, len(result["files"]), folder)
     return result
   finally:
     if tmp and os.path.exists(tmp):
       shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _log_formats_table(result: dict) -> None:
+  """The device formats' scores as a table in the log (the Airflow export task's log)."""
+  from deeplab.exporting import report
+  table = report.markdown(report.rows(report.summary(result), result["files"],
+                                      result["frozen_graph"]))
+  if table:
+    log.info("device formats on split %s:\n%s", result["device_formats"]["split"], table)
 
 
 def _declared(name: str):
@@ -342,15 +353,9 @@ def device_check(graph_path: str, work: str, formats: Sequence[str], device: Dev
 
 
 def device_summary(result: dict) -> Optional[dict]:
-  """{'frozen_miou', format: {'file', 'miou', 'agreement'}} for the result JSON (promotion)."""
-  scored = result.get("device_formats")
-  if not scored:
-    return None
-  out = {"frozen_miou": scored["frozen"]["miou"], "split": scored["split"]}
-  for fmt, row in scored["formats"].items():
-    out[fmt] = {"file": scored["files"][fmt], "miou": row["miou"],
-                "agreement": row["agreement"]}
-  return out
+  """The result JSON's device_formats (promotion, the run summary): exporting.report.summary."""
+  from deeplab.exporting import report
+  return report.summary(result)
 
 
 def output_folder(parsed: ParsedFlags) -> Optional[str]:

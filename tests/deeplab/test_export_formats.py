@@ -18,6 +18,7 @@ from deeplab import export, run_config
 from deeplab.datasets import features
 from deeplab.exporting import formats as fm
 from deeplab.exporting import graph as eg
+from deeplab.exporting import report
 from deeplab.exporting import self_check
 from deeplab.exporting.scoring import FLOAT_MIN_AGREEMENT
 from tests.deeplab import _eval_kit as kit
@@ -176,7 +177,15 @@ def test_every_format_runs_and_is_scored_like_the_frozen_graph(run, tmp_path):
   described = scored["mobile_form"]
   assert described["input_shape"] == [1, 513, 513, 3]
   assert described["output_shape"] == [1, 513, 513, NUM_CLASSES]
+  # The run report's rows (promote's log, the demo summary) from the real export_result.json.
+  rows = {r["format"]: r for r in report.rows(report.summary(result), result["files"],
+                                              result["frozen_graph"])}
+  assert set(rows) == {"frozen", *names}
+  for fmt, name in names.items():
+    assert rows[fmt]["bytes"] == (out / name).stat().st_size
+    assert rows[fmt]["verdict"].startswith("passed"), rows[fmt]
   summary = json.loads(result_json.read_text())
+  assert summary["device_formats"] == report.summary(result)
   for f in summary["files"]:
     assert f["sha256"] == hashlib.sha256((out / f["path"]).read_bytes()).hexdigest()
   assert summary["device_formats"][fm.TFLITE_INT8]["file"] == names[fm.TFLITE_INT8]
