@@ -239,14 +239,13 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
         "check": check, "device_formats": scored,
     }
     result["files"] = [f for f in eg.file_sizes(work) if f["path"] != EXPORT_RESULT]
+    _log_formats_table(result)  # also when a format fails: its row says why
     if scored and scored["failures"]:
       raise UserInputError("export self-check failed: " + "; ".join(scored["failures"]))
     if check_only:
-      _log_formats_table(result)
       return result
     storage.write_json(os.path.join(work, EXPORT_RESULT), result)
     _publish(tmp, folder)
-    _log_formats_table(result)
     log.info("exported %s (%d files) to %s", checkpoint, len(result["files"]), folder)
     return result
   finally:
