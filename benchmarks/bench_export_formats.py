@@ -89,7 +89,8 @@ def main():
       name = fm.DEVICE_FILES[fmt]
       rows[fmt] = {"file": name, "mb": round(files[name] / 1e6, 2),
                    "agreement": round(row["agreement"], 5), "miou": row["miou"],
-                   "latency_ms_513": _median_ms(fm.predictor(fmt, os.path.join(out, name)),
+                   "latency_ms_513": _median_ms(fm.predictor(fmt, os.path.join(out, name),
+                                                            kit.TINY_MODEL["model_variant"]),
                                                 image, args.runs)}
   print(json.dumps({"model": "mobilenet_v2 depth 1.0, 21 classes, random weights",
                     "check_images": scored["num_images"], "input": list(SIZE),

@@ -226,7 +226,7 @@ def deeplab_retrain():
     from airflow.sdk.exceptions import AirflowSkipException
 
     from deeplab import storage
-    from deeplab_pipeline.promote import asset_uri, champion_record
+    from deeplab_pipeline.promote import asset_uri, champion_record, formats_table
 
     if not decision.get("passed"):
       raise AirflowSkipException(decision.get("outcome") or "gate did not pass")
@@ -242,6 +242,9 @@ def deeplab_retrain():
         extra={"miou": record["miou"], "run_id": plan["run_id"],
                "export_path": plan["export_path"], "formats": record["formats"]})
     print(f"Promoted run {plan['run_id']} (mIoU {record['miou']:.4f}) -> {plan['champion_uri']}")
+    table = formats_table(export_result or {})
+    if table:  # the device formats' scores on the eval split (docs/export.md)
+      print(f"Exported formats:\n{table}")
     return record
 
   promoted = promote(plan, decision, export.output, train.output)

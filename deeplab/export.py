@@ -217,7 +217,7 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
       raise UserInputError("export self-check failed: " + "; ".join(
           check["failures"] or ["no image could be checked"]))
     scored = device_check(graph_path, work, formats, device, dataset_dir, check_split,
-                          cfg.dataset, policy, write=not check_only)
+                          cfg.dataset, policy, write=not check_only, checkpoint_local=local_ckpt)
     result = {
         "format_version": 1, "checkpoint": checkpoint,
         "checkpoint_step": checkpoints.checkpoint_step(checkpoint), "config_json": cfg_uri,
@@ -239,6 +239,7 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
         "check": check, "device_formats": scored,
     }
     result["files"] = [f for f in eg.file_sizes(work) if f["path"] != EXPORT_RESULT]
+    _log_formats_table(result)  # also when a format fails: its row says why
     if scored and scored["failures"]:
       raise UserInputError("export self-check failed: " + "; ".join(scored["failures"]))
     if check_only:
@@ -250,6 +251,15 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
   finally:
     if tmp and os.path.exists(tmp):
       shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _log_formats_table(result: dict) -> None:
+  """The device formats' scores as a table in the log (the Airflow export task's log)."""
+  from deeplab.exporting import report
+  table = report.markdown(report.rows(report.summary(result), result["files"],
+                                      result["frozen_graph"]))
+  if table:
+    log.info("device formats on split %s:\n%s", result["device_formats"]["split"], table)
 
 
 def _declared(name: str):
@@ -293,11 +303,15 @@ def device_problems(formats: Sequence[str], device: DeviceSettings, dataset_dir:
 
 def device_check(graph_path: str, work: str, formats: Sequence[str], device: DeviceSettings,
                  dataset_dir: Optional[str], check_split: str, dataset: str, policy,
-                 write: bool) -> Optional[dict]:
-  """Writes (unless `write` is False) and scores the device formats; None when none is asked."""
+                 write: bool, checkpoint_local: Optional[str] = None) -> Optional[dict]:
+  """Writes (unless `write` is False) and scores the device formats; None when none is asked.
+
+  checkpoint_local: the mobile form's weights (it is built from the checkpoint, not converted
+  from the frozen graph).
+  """
   from deeplab.datasets.descriptors import get_dataset_info
   from deeplab.evaluation.eval_pass import stage_split
-  from deeplab.exporting import scoring, self_check
+  from deeplab.exporting import mobile, scoring, self_check
   wanted = fm.device_formats(formats)
   if not wanted:
     return None
@@ -313,7 +327,9 @@ def device_check(graph_path: str, work: str, formats: Sequence[str], device: Dev
       if not calibration:
         raise UserInputError(f"--calibration_split={split} of {dataset_dir} has no image the "
                              "export can serve: int8 cannot be calibrated")
-    fm.write_device_formats(graph_path, work, wanted, calibration)
+    mobile_source = ((policy.model, mobile.crop_for(policy), checkpoint_local)
+                     if fm.TFLITE_MOBILE in wanted else None)
+    fm.write_device_formats(graph_path, work, wanted, calibration, mobile_source)
   paths = {f: os.path.join(work, fm.DEVICE_FILES[f]) for f in wanted}
   missing = [p for p in paths.values() if not os.path.exists(p)]
   if missing:
@@ -322,25 +338,23 @@ def device_check(graph_path: str, work: str, formats: Sequence[str], device: Dev
   examples = scoring.iter_split(stage_split(dataset_dir, check_split), check_split,
                                 device.num_score_images)
   scored = scoring.score(graph_path, paths, examples, info.num_classes, info.ignore_label,
-                         device.max_quantized_miou_drop)
+                         device.max_quantized_miou_drop, policy.model.model_variant)
   scored.update(split=check_split, calibration_split=device.calibration_split
                 if fm.TFLITE_INT8 in wanted else None,
                 files={f: fm.DEVICE_FILES[f] for f in wanted})
+  if fm.TFLITE_MOBILE in wanted:  # the crop the file itself holds (--check_only included)
+    crop = mobile.file_crop(paths[fm.TFLITE_MOBILE])
+    scored["mobile_form"] = mobile.describe(policy.model, crop,
+                                            fm.DEVICE_FILES[fm.TFLITE_MOBILE])
   log.info("device formats on %d images of %s: %s", scored["num_images"], check_split, {
       f: (r["agreement"], r["miou"]) for f, r in scored["formats"].items()})
   return scored
 
 
 def device_summary(result: dict) -> Optional[dict]:
-  """{'frozen_miou', format: {'file', 'miou', 'agreement'}} for the result JSON (promotion)."""
-  scored = result.get("device_formats")
-  if not scored:
-    return None
-  out = {"frozen_miou": scored["frozen"]["miou"], "split": scored["split"]}
-  for fmt, row in scored["formats"].items():
-    out[fmt] = {"file": scored["files"][fmt], "miou": row["miou"],
-                "agreement": row["agreement"]}
-  return out
+  """The result JSON's device_formats (promotion, the run summary): exporting.report.summary."""
+  from deeplab.exporting import report
+  return report.summary(result)
 
 
 def output_folder(parsed: ParsedFlags) -> Optional[str]:

@@ -104,11 +104,22 @@ def summarize(dr, times: dict) -> dict:
           "verdict", "report")}
   if storage.exists(storage.join(plan["export_path"], "frozen_inference_graph.pb")):
     out["export"] = plan["export_path"]
+  export_result_uri = storage.join(plan["export_path"], "export_result.json")
+  if storage.exists(export_result_uri):  # the device formats' scores, when any was asked for
+    out["formats"] = export_formats(storage.read_json(export_result_uri))
   champion = (storage.read_json(plan["champion_uri"])
               if storage.exists(plan["champion_uri"]) else None)
   out["promoted"] = bool(champion and champion.get("run_id") == plan["run_id"])
   out["champion"] = plan["champion_uri"] if champion else None
   return out
+
+
+def export_formats(export_result: dict) -> list:
+  """Rows of the export's device formats (format, file, size, agreement, mIoU, verdict)."""
+  from deeplab.exporting import report
+
+  return report.rows(report.summary(export_result), export_result.get("files") or [],
+                     export_result.get("frozen_graph") or "")
 
 
 def print_summary(s: dict) -> None:
@@ -131,6 +142,11 @@ def print_summary(s: dict) -> None:
                  f"{f4(c['champion_miou_recorded'])}): delta {c['delta']:+.4f}, 95% interval "
                  f"[{lo:+.4f}, {hi:+.4f}] -> {c['verdict']}")
     lines.append(f"  compare:   {c.get('report')}")
+  if s.get("formats"):
+    from deeplab.exporting import report
+
+    lines.append("  formats:")
+    lines.extend("    " + line for line in report.markdown(s["formats"]).splitlines())
   if s.get("training"):
     lines.append(f"  training:  {s['training']}")
   lines.append("  tasks:     " + ", ".join(f"{k} {v['state']} {v['seconds']}s"

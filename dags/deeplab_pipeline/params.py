@@ -191,7 +191,8 @@ def build_params() -> dict:
           "export_formats", section="Export", title="Export formats", type="array",
           items={"type": "string", "enum": list(EXPORT_FORMATS)}, minItems=1, uniqueItems=True,
           description="What the export writes: frozen (always), saved_model, tflite (float32), "
-          "tflite_float16, tflite_int8 (calibrated on the train split), onnx. Every device "
+          "tflite_float16, tflite_int8 (calibrated on the train split), onnx, tflite_mobile "
+          "(fixed-size normalised input to logits, for apps). Every device "
           "format is scored on the evaluation split against the frozen graph; a quantized one "
           "losing more than 0.01 mIoU fails the export (docs/export.md)."),
       # Runtime

@@ -48,3 +48,13 @@ def exported_files(export_result: Mapping[str, Any], miou: float) -> list:
       fmt = "saved_model" if f["path"].startswith("saved_model/") else "frozen"
     out.append({**f, "format": fmt, "miou": file_miou})
   return out
+
+
+def formats_table(export_result: Mapping[str, Any]) -> str:
+  """The export's device formats as a Markdown table (format, file, size, pixel agreement,
+  mIoU, verdict) from its result JSON; '' when no device format was exported."""
+  from deeplab.exporting import report
+
+  frozen = str(export_result.get("frozen_graph") or "").rsplit("/", 1)[-1]
+  return report.markdown(report.rows(export_result.get("device_formats"),
+                                     export_result.get("files") or [], frozen))

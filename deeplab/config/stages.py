@@ -116,11 +116,14 @@ class ExportConfig(ModelInput):
   # The device formats (deeplab/exporting/formats.py, docs/export.md).
   formats: Tuple[str, ...] = setting(
       DEFAULT_FORMATS, "Formats to write, comma separated: frozen (always), "
-      "saved_model, tflite (float32), tflite_float16, tflite_int8, onnx. Every device format "
-      "is scored on --check_split against the frozen graph (needs --dataset_dir).",
+      "saved_model, tflite (float32), tflite_float16, tflite_int8, onnx, tflite_mobile (the "
+      "original's mobile form: normalised input to logits at the fixed --crop_size, default "
+      "513,513). Every device format is scored on --check_split against the frozen graph "
+      "(needs --dataset_dir).",
       kind="list")
   max_quantized_miou_drop: float = setting(
-      0.01, "A quantized format (tflite_float16, tflite_int8) whose mIoU on --check_split is "
+      0.01, "A quantized format (tflite_float16, tflite_int8) or the mobile form "
+      "(tflite_mobile) whose mIoU on --check_split is "
       "lower than the frozen graph's by more than this fails the export (exit 2).")
   num_score_images: int = setting(
       0, "Images of --check_split each device format is scored on (0: all of them).")

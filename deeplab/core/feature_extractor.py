@@ -18,6 +18,8 @@ from deeplab.compat import slim, tf
 from deeplab.config import MEAN_RGB, MEAN_SUBTRACTED_VARIANTS
 from deeplab.errors import ConfigError
 
+# The normalised image the backbone reads (after `preprocess`): the mobile form's input.
+BACKBONE_INPUT = "backbone_input"
 # Variant -> variable scope of the ImageNet / model-zoo checkpoints.
 NAME_SCOPE: Dict[str, str] = {
     "mobilenet_v2": "MobilenetV2",
@@ -218,6 +220,9 @@ def extract_features(images, output_stride: int = 8, multi_grid: Optional[Sequen
     images = preprocess(images, model_variant)
   else:
     images = tf.cast(images, tf.float32)
+  # Named so that the export's mobile form (deeplab/exporting/mobile.py) can start its graph
+  # here, like the original's "MobilenetV2/MobilenetV2/input"; an identity computes nothing.
+  images = tf.identity(images, name=BACKBONE_INPUT)
 
   if model_variant.startswith("resnet"):
     arg_scope = module.resnet_arg_scope(

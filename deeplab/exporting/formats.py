@@ -12,6 +12,9 @@ against it by the self-check (deeplab/exporting/scoring.py):
   calibrated on images of the calibration split (the train split, never the eval split);
   ops without an int8 kernel fall back to float.
 - `onnx`: tf2onnx, dynamic height and width, run by onnxruntime.
+- `tflite_mobile`: the original's mobile form (deeplab/exporting/mobile.py), the one format
+  not converted from the frozen graph: the sub-graph from the backbone's normalised input to
+  the logits at one fixed size, float32, for apps that do their own pre- and post-processing.
 """
 
 from __future__ import annotations
@@ -30,18 +33,25 @@ TFLITE_FLOAT32 = "tflite"
 TFLITE_FLOAT16 = "tflite_float16"
 TFLITE_INT8 = "tflite_int8"
 ONNX = "onnx"
-FORMATS = (FROZEN, SAVED_MODEL, TFLITE_FLOAT32, TFLITE_FLOAT16, TFLITE_INT8, ONNX)
+TFLITE_MOBILE = "tflite_mobile"
+FORMATS = (FROZEN, SAVED_MODEL, TFLITE_FLOAT32, TFLITE_FLOAT16, TFLITE_INT8, ONNX,
+           TFLITE_MOBILE)
 # Today's export, cheap: device formats are converted and scored only when asked for.
 DEFAULT_FORMATS = (FROZEN, SAVED_MODEL)
 DEVICE_FILES = {TFLITE_FLOAT32: "deeplab_float32.tflite",
                 TFLITE_FLOAT16: "deeplab_float16.tflite",
                 TFLITE_INT8: "deeplab_int8.tflite",
-                ONNX: "deeplab.onnx"}
+                ONNX: "deeplab.onnx",
+                TFLITE_MOBILE: "deeplab_mobile.tflite"}
 DEVICE_FORMATS = tuple(DEVICE_FILES)
 # Formats whose weights or activations are rounded to fewer bits: judged by their mIoU drop
 # (max_quantized_miou_drop). The others compute in float32 and must agree with the frozen
 # graph pixel for pixel, up to FLOAT_MIN_AGREEMENT (see scoring.py).
 QUANTIZED_FORMATS = (TFLITE_FLOAT16, TFLITE_INT8)
+# Judged like the quantized ones: the mobile form computes in float32, but at its fixed crop
+# with the app's pre-processing, which differ from the frozen graph's policy by design
+# (pooling over the padded crop, resizing a larger image to fit).
+MIOU_RULE_FORMATS = QUANTIZED_FORMATS + (TFLITE_MOBILE,)
 ONNX_OPSET = 17
 Image = Tuple[str, Any]  # (name, uint8 numpy array [H, W, 3])
 
@@ -107,12 +117,22 @@ def onnx_model(frozen_graph_path: str) -> bytes:
 
 
 def write_device_formats(frozen_graph_path: str, folder: str, formats: Sequence[str],
-                         calibration: Optional[Sequence[Image]] = None) -> Dict[str, str]:
-  """Writes each requested device format into `folder`; returns {format: file name}."""
+                         calibration: Optional[Sequence[Image]] = None,
+                         mobile_source: Optional[Tuple[Any, Tuple[int, int], str]] = None
+                         ) -> Dict[str, str]:
+  """Writes each requested device format into `folder`; returns {format: file name}.
+
+  mobile_source: (model config, crop, local checkpoint) of the mobile form, when asked for.
+  """
   out = {}
   for fmt in device_formats(formats):
-    data = (onnx_model(frozen_graph_path) if fmt == ONNX
-            else tflite_model(frozen_graph_path, fmt, calibration))
+    if fmt == TFLITE_MOBILE:
+      from deeplab.exporting import mobile
+      data = mobile.tflite_model(*mobile_source)
+    elif fmt == ONNX:
+      data = onnx_model(frozen_graph_path)
+    else:
+      data = tflite_model(frozen_graph_path, fmt, calibration)
     with open(os.path.join(folder, DEVICE_FILES[fmt]), "wb") as f:
       f.write(data)
     out[fmt] = DEVICE_FILES[fmt]
@@ -120,10 +140,17 @@ def write_device_formats(frozen_graph_path: str, folder: str, formats: Sequence[
   return out
 
 
-def predictor(fmt: str, path: str) -> Callable[[Any], Any]:
-  """A function uint8 [H, W, 3] -> int32 [H, W] class map (numpy), running one device format."""
+def predictor(fmt: str, path: str, model_variant: Optional[str] = None
+              ) -> Callable[[Any], Any]:
+  """A function uint8 [H, W, 3] -> int32 [H, W] class map (numpy), running one device format.
+
+  model_variant: the mobile form's (its app-side normalisation depends on it).
+  """
   import numpy as np
   from deeplab.exporting import graph as eg
+  if fmt == TFLITE_MOBILE:
+    from deeplab.exporting import mobile
+    return mobile.predictor(path, model_variant)
   if fmt == ONNX:
     import onnxruntime
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])

@@ -12,7 +12,9 @@ labels. The verdicts:
   513x513, docs/export.md).
 - A quantized format (TFLite float16, int8) rounds weights or activations on purpose: it may
   disagree, but its mIoU may not drop below the frozen graph's by more than
-  max_quantized_miou_drop.
+  max_quantized_miou_drop. So may the mobile form (tflite_mobile), run between the app-side
+  pre- and post-processing of deeplab/exporting/mobile.py: its fixed crop differs from the
+  frozen graph's policy by design, unless the export has the same --crop_size.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class Scores:
       agreement = 1.0 - self.differing[fmt] / self.pixels if self.pixels else None
       miou = _miou(matrix)
       drop = (frozen_miou - miou) if frozen_miou is not None and miou is not None else None
-      if fmt in fm.QUANTIZED_FORMATS:
+      if fmt in fm.MIOU_RULE_FORMATS:
         rule = f"mIoU drop <= {max_quantized_miou_drop}"
         passed = drop is not None and drop <= max_quantized_miou_drop
         why = (f"format {fmt}: mIoU {_fmt(miou)} is {_fmt(drop)} below the float mIoU "
@@ -116,13 +118,17 @@ def iter_split(local_dir: str, split: str, limit: int, with_label: bool = True,
 
 
 def score(frozen_graph_path: str, paths: Dict[str, str], examples: Iterable[Example],
-          num_classes: int, ignore_label: int, max_quantized_miou_drop: float) -> dict:
-  """Runs the frozen graph and each format on every example; Scores.result()."""
+          num_classes: int, ignore_label: int, max_quantized_miou_drop: float,
+          model_variant: Optional[str] = None) -> dict:
+  """Runs the frozen graph and each format on every example; Scores.result().
+
+  model_variant: the model's, for the mobile form's app-side normalisation.
+  """
   from deeplab.compat import tf
   from deeplab.exporting import graph as eg
   from deeplab.exporting.self_check import exact_session_config
   scores = Scores(list(paths), num_classes, ignore_label)
-  runners = {fmt: fm.predictor(fmt, path) for fmt, path in paths.items()}
+  runners = {fmt: fm.predictor(fmt, path, model_variant) for fmt, path in paths.items()}
   graph = tf.Graph()
   with graph.as_default():
     tf.import_graph_def(eg.read_frozen_graph(frozen_graph_path), name="")

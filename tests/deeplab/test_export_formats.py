@@ -1,4 +1,5 @@
-"""export --formats: TFLite (float32, float16, int8) and ONNX, each scored like the frozen graph.
+"""export --formats: TFLite (float32, float16, int8, the mobile form) and ONNX, each scored like
+the frozen graph.
 
 The check split's labels are the frozen graph's own predictions, so the frozen graph's mIoU is
 1 by construction (a fact independent of the code under test), and any pixel a format gets
@@ -17,6 +18,7 @@ from deeplab import export, run_config
 from deeplab.datasets import features
 from deeplab.exporting import formats as fm
 from deeplab.exporting import graph as eg
+from deeplab.exporting import report
 from deeplab.exporting import self_check
 from deeplab.exporting.scoring import FLOAT_MIN_AGREEMENT
 from tests.deeplab import _eval_kit as kit
@@ -104,6 +106,28 @@ def _onnxruntime(path, images):
           for img in images]
 
 
+def _mobile(path, images):
+  """The app's own pre- and post-processing, written here from the original's formulas:
+  pixels to [-1, 1], padded with 0 (the mean pixel) bottom and right; argmax, image region."""
+  from ai_edge_litert.interpreter import Interpreter
+  interpreter = Interpreter(model_path=path)
+  interpreter.allocate_tensors()
+  inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+  assert inp["dtype"] == np.float32 and inp["name"] == "MobileInput"
+  assert out["name"] == "SemanticLogits"
+  crop_h, crop_w = inp["shape"][1:3]
+  assert list(out["shape"]) == [1, crop_h, crop_w, NUM_CLASSES]
+  preds = []
+  for img in images:
+    h, w = img.shape[:2]
+    x = np.zeros((1, crop_h, crop_w, 3), np.float32)
+    x[0, :h, :w] = img.astype(np.float32) * (2.0 / 255.0) - 1.0
+    interpreter.set_tensor(inp["index"], x)
+    interpreter.invoke()
+    preds.append(np.argmax(interpreter.get_tensor(out["index"])[0], -1)[:h, :w])
+  return preds
+
+
 def _miou(labels, preds):
   ious = []
   for c in range(NUM_CLASSES):
@@ -119,12 +143,12 @@ def test_every_format_runs_and_is_scored_like_the_frozen_graph(run, tmp_path):
   out, result_json = tmp_path / "export", tmp_path / "result.json"
   code = kit.run_cli(export, [
       f"--checkpoint_path={ckpt}", f"--export_path={out}", f"--dataset_dir={data}",
-      "--formats=frozen,tflite,tflite_float16,tflite_int8,onnx",  # no SavedModel: optional
+      "--formats=frozen,tflite,tflite_float16,tflite_int8,onnx,tflite_mobile",  # no SavedModel
       "--max_quantized_miou_drop=1", f"--result_json={result_json}"])
   assert code == 0
   names = {fm.TFLITE_FLOAT32: "deeplab_float32.tflite", fm.TFLITE_FLOAT16:
            "deeplab_float16.tflite", fm.TFLITE_INT8: "deeplab_int8.tflite",
-           fm.ONNX: "deeplab.onnx"}
+           fm.ONNX: "deeplab.onnx", fm.TFLITE_MOBILE: "deeplab_mobile.tflite"}
   assert sorted(os.listdir(out)) == sorted(["export_result.json", "frozen_inference_graph.pb",
                                             *names.values()])
   result = json.loads((out / "export_result.json").read_text())
@@ -135,7 +159,8 @@ def test_every_format_runs_and_is_scored_like_the_frozen_graph(run, tmp_path):
   assert scored["frozen"]["miou"] == pytest.approx(1.0)  # labels = its own predictions
   for fmt, name in names.items():
     path = str(out / name)
-    preds = (_onnxruntime if fmt == fm.ONNX else _litert)(path, images)
+    run_format = {fm.ONNX: _onnxruntime, fm.TFLITE_MOBILE: _mobile}.get(fmt, _litert)
+    preds = run_format(path, images)
     assert [p.shape for p in preds] == [lab.shape for lab in labels]  # any height and width
     differing = sum(int((p != lab).sum()) for p, lab in zip(preds, labels))
     row = scored["formats"][fmt]
@@ -147,7 +172,20 @@ def test_every_format_runs_and_is_scored_like_the_frozen_graph(run, tmp_path):
   # float16 stores weights in half the bytes, int8 in a quarter: both files are smaller.
   assert sizes[names[fm.TFLITE_INT8]] < sizes[names[fm.TFLITE_FLOAT32]]
   assert sizes[names[fm.TFLITE_FLOAT16]] < sizes[names[fm.TFLITE_FLOAT32]]
+  # The mobile form: the original's fixed-size float input and logits output, at 513x513 when
+  # the export has no --crop_size.
+  described = scored["mobile_form"]
+  assert described["input_shape"] == [1, 513, 513, 3]
+  assert described["output_shape"] == [1, 513, 513, NUM_CLASSES]
+  # The run report's rows (promote's log, the demo summary) from the real export_result.json.
+  rows = {r["format"]: r for r in report.rows(report.summary(result), result["files"],
+                                              result["frozen_graph"])}
+  assert set(rows) == {"frozen", *names}
+  for fmt, name in names.items():
+    assert rows[fmt]["bytes"] == (out / name).stat().st_size
+    assert rows[fmt]["verdict"].startswith("passed"), rows[fmt]
   summary = json.loads(result_json.read_text())
+  assert summary["device_formats"] == report.summary(result)
   for f in summary["files"]:
     assert f["sha256"] == hashlib.sha256((out / f["path"]).read_bytes()).hexdigest()
   assert summary["device_formats"][fm.TFLITE_INT8]["file"] == names[fm.TFLITE_INT8]
@@ -165,3 +203,25 @@ def test_an_int8_export_that_drops_more_than_allowed_exits_2(run, tmp_path, caps
   assert "format tflite_int8: mIoU" in err and "float mIoU 1.0000" in err
   assert "--max_quantized_miou_drop=0.01" in err
   assert not out.exists() and not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+
+
+def test_the_mobile_form_at_the_exports_crop_predicts_what_the_frozen_graph_does(run, tmp_path):
+  """With --crop_size, the frozen graph pools over the same fixed crop as the mobile form: the
+  mobile form between the app's pre- and post-processing gives the frozen graph's classes."""
+  data, ckpt, val = run
+  out = tmp_path / "export"
+  code = kit.run_cli(export, [
+      f"--checkpoint_path={ckpt}", f"--export_path={out}", f"--dataset_dir={data}",
+      "--crop_size=49,65", "--formats=frozen,tflite_mobile", "--num_check_images=1"])
+  assert code == 0
+  images = [img for _, img, _ in val]
+  frozen = self_check.frozen_predictions(
+      eg.read_frozen_graph(str(out / eg.FROZEN_GRAPH)), [("", img) for img in images])
+  preds = _mobile(str(out / "deeplab_mobile.tflite"), images)
+  pixels = sum(p.size for p in frozen)
+  differing = sum(int((p != f).sum()) for p, f in zip(preds, frozen))
+  assert 1 - differing / pixels >= FLOAT_MIN_AGREEMENT
+  result = json.loads((out / "export_result.json").read_text())
+  row = result["device_formats"]["formats"][fm.TFLITE_MOBILE]
+  assert row["differing_pixels"] == differing and row["passed"]
+  assert result["device_formats"]["mobile_form"]["input_shape"] == [1, 49, 65, 3]
