@@ -13,7 +13,6 @@ request before it becomes visible (docs/deploy.md). Settings from the environmen
 
 from __future__ import annotations
 
-import datetime
 import os
 import sys
 
@@ -25,25 +24,16 @@ for _path in (_HERE, os.path.dirname(_HERE)):
 from airflow.sdk import AssetAlias, dag, task
 
 from deeplab_pipeline.champion import MODEL_ALIAS_NAME
-from deeplab_pipeline.serving_params import deploy_params
-from operators import DeepLabDeployOperator
+from deeplab_pipeline.serving_dag import dag_settings, deploy_params, push_job
 from operators.settings import serving_base_path, storage_root
-
-RETRY_DELAY = datetime.timedelta(seconds=int(os.environ.get("DEEPLAB_RETRY_DELAY_SECONDS", "60")))
-PUSH_TIMEOUT = datetime.timedelta(hours=1)
 
 
 @dag(
     dag_id="deeplab_deploy",
     schedule=AssetAlias(MODEL_ALIAS_NAME),
-    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    tags=["deeplab", "serving", "segmentation"],
     params=deploy_params(),
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": RETRY_DELAY,
-                  "retry_exponential_backoff": True},
     doc_md=__doc__,
+    **dag_settings(),
 )
 def deeplab_deploy():
 
@@ -71,11 +61,7 @@ def deeplab_deploy():
 
   planned = plan()
 
-  deploy = DeepLabDeployOperator(
-      task_id="deploy", export_path=planned["export_path"],
-      serving_base_path=planned["serving_base_path"], model_name=planned["model_name"],
-      flags=planned["flags"], launcher=planned["launcher"], skip_reason=planned["skip_reason"],
-      execution_timeout=PUSH_TIMEOUT)
+  deploy = push_job(planned)
 
   @task(retries=2)
   def record(plan: dict, result: dict) -> dict:

@@ -1,12 +1,42 @@
-"""The trigger forms of the deploy and rollback DAGs (Params with titles and descriptions)."""
+"""What the deploy and rollback DAGs share: their policy, their push job, their trigger forms."""
 
 from __future__ import annotations
+
+import datetime
+import os
 
 from airflow.sdk import Param
 
 from deeplab.contract import LAUNCHERS, NAME_PATTERN
 from deeplab_pipeline.deploy_plan import PREVIOUS, ROLLBACK_TARGET_PATTERN
 from deeplab_pipeline.params import DEFAULTS, OPTIONAL_STRING
+from operators import DeepLabDeployOperator
+
+PUSH_TIMEOUT = datetime.timedelta(hours=1)
+
+
+def dag_settings() -> dict:
+  """@dag arguments both DAGs take: one run at a time, every task retried (a bad input fails
+  at once: AirflowFailException in the plan, exit 2 from the job)."""
+  retry_delay = datetime.timedelta(
+      seconds=int(os.environ.get("DEEPLAB_RETRY_DELAY_SECONDS", "60")))
+  return {
+      "start_date": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+      "catchup": False,
+      "max_active_runs": 1,
+      "tags": ["deeplab", "serving", "segmentation"],
+      "default_args": {"owner": "ml-platform", "retries": 2, "retry_delay": retry_delay,
+                       "retry_exponential_backoff": True},
+  }
+
+
+def push_job(planned) -> DeepLabDeployOperator:
+  """`python -m deeplab deploy` with the plan task's output, through the plan's launcher."""
+  return DeepLabDeployOperator(
+      task_id="deploy", export_path=planned["export_path"],
+      serving_base_path=planned["serving_base_path"], model_name=planned["model_name"],
+      flags=planned["flags"], launcher=planned["launcher"], skip_reason=planned["skip_reason"],
+      execution_timeout=PUSH_TIMEOUT)
 
 
 def _model_name() -> Param:
