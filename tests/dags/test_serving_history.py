@@ -62,7 +62,9 @@ def test_the_file_is_replaced_whole_never_written_into(tmp_path):
       "history.jsonl"]  # no temporary file left
 
 
-def test_appends_at_once_lose_no_line(tmp_path):
+def test_appends_at_once_lose_no_line(tmp_path, monkeypatch):
+  from deeplab.storage import lease
+  monkeypatch.setattr(lease, "POLL_SECONDS", 0.01)  # the waiters retry at once
   plan = _plan(tmp_path)
   threads = [threading.Thread(target=record_deploy, args=(plan, _result(v, push_id=f"p{v}")))
              for v in range(1, 5)]
