@@ -30,6 +30,7 @@ from airflow.sdk import (Asset, AssetAlias, AssetAny, AssetOrTimeSchedule, CronT
                          TriggerRule, dag, task)
 
 from deeplab_pipeline import raw_sources
+from deeplab_pipeline.champion import MODEL_ALIAS_NAME, model_asset_name
 from deeplab_pipeline.params import build_params
 from operators import (BuildTFRecordsOperator, DeepLabEvalOperator, DeepLabExportOperator,
                        DeepLabTrainOperator)
@@ -42,7 +43,7 @@ RAW_DATA = Asset(
     uri=os.environ.get("DEEPLAB_RAW_DATA_URI")
     or (f"{ROOT}/raw" if ROOT.startswith("gs://") else f"file://{ROOT}/raw"))
 DATASET_ALIAS = AssetAlias("deeplab_dataset")
-MODEL_ALIAS = AssetAlias("deeplab_model")
+MODEL_ALIAS = AssetAlias(MODEL_ALIAS_NAME)  # deeplab_deploy is scheduled on it
 RETRY_DELAY = datetime.timedelta(seconds=int(os.environ.get("DEEPLAB_RETRY_DELAY_SECONDS", "60")))
 TRAIN_TIMEOUT = datetime.timedelta(
     minutes=int(os.environ.get("DEEPLAB_TRAIN_TIMEOUT_MINUTES", "720")))
@@ -238,7 +239,7 @@ def deeplab_retrain():
         extra={"fingerprint": plan["fingerprint"]})
     # One Asset per model (its champion pointer); each promotion is an event on it.
     outlet_events[MODEL_ALIAS].add(
-        Asset(name=f"deeplab_model/{plan['model_name']}", uri=asset_uri(plan["champion_uri"])),
+        Asset(name=model_asset_name(plan["model_name"]), uri=asset_uri(plan["champion_uri"])),
         extra={"miou": record["miou"], "run_id": plan["run_id"],
                "export_path": plan["export_path"], "formats": record["formats"]})
     print(f"Promoted run {plan['run_id']} (mIoU {record['miou']:.4f}) -> {plan['champion_uri']}")

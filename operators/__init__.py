@@ -3,8 +3,9 @@
 Never imports TensorFlow: operators are constructed at every DAG parse.
 """
 
-from operators.deeplab_operators import (BuildTFRecordsOperator, DeepLabEvalOperator,
-                                         DeepLabExportOperator, DeepLabTrainOperator)
+from operators.deeplab_operators import (BuildTFRecordsOperator, DeepLabDeployOperator,
+                                         DeepLabEvalOperator, DeepLabExportOperator,
+                                         DeepLabTrainOperator)
 
 __all__ = ["BuildTFRecordsOperator", "DeepLabTrainOperator", "DeepLabEvalOperator",
-           "DeepLabExportOperator"]
+           "DeepLabExportOperator", "DeepLabDeployOperator"]

@@ -134,3 +134,30 @@ class DeepLabExportOperator(DeepLabCommandOperator):
             "export_path": self.export_path,
             # An XCom that rendered to nothing leaves the flag out (export's defaults apply).
             "eval_metrics_json": metrics if metrics not in ("", "None") else None}
+
+
+class DeepLabDeployOperator(DeepLabCommandOperator):
+  """`python -m deeplab deploy`: pushes an export's SavedModel as the next serving version,
+  checked by a TF Serving request (the job needs TensorFlow, so it runs through a launcher).
+
+  :param export_path: the export folder (templated).
+  :param serving_base_path: TF Serving's model base path, local or gs:// (templated).
+  :param model_name: the folder under the base path (templated).
+  """
+
+  command = "deploy"
+  template_fields = (*DeepLabCommandOperator.template_fields, "export_path",
+                     "serving_base_path", "model_name")
+
+  def __init__(self, *, export_path: str, serving_base_path: str, model_name: str, **kwargs):
+    super().__init__(**kwargs)
+    self.export_path = export_path
+    self.serving_base_path = serving_base_path
+    self.model_name = model_name
+
+  def command_flags(self) -> dict:
+    return {**super().command_flags(), "export_path": self.export_path,
+            "serving_base_path": self.serving_base_path, "model_name": self.model_name}
+
+  def num_gpus(self) -> int:
+    return 0  # the request check runs a few images on CPU

@@ -7,6 +7,7 @@ neither move artifacts outside the storage root nor pick another cluster.
     DEEPLAB_STORAGE_ROOT   local folder or gs://bucket/prefix  (default: <repo>/demo_output/storage)
     DEEPLAB_KUBERNETES     JSON object (or @/path/to/file.json) with KubernetesSettings fields
     DEEPLAB_PYTHON         interpreter for LocalLauncher jobs (default: this interpreter)
+    DEEPLAB_SERVING_BASE_PATH  where the deploy DAGs push (default: <storage root>/serving)
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 def storage_root() -> str:
   root = os.environ.get("DEEPLAB_STORAGE_ROOT") or str(REPO_ROOT / "demo_output" / "storage")
   return root.rstrip("/") if root.startswith("gs://") else str(pathlib.Path(root).resolve())
+
+
+def serving_base_path() -> str:
+  """TF Serving's model base path the deploy and rollback DAGs push to (local or gs://)."""
+  from deeplab.config.deploy import SERVING_FOLDER
+  base = (os.environ.get("DEEPLAB_SERVING_BASE_PATH") or "").strip()
+  if not base:
+    return f"{storage_root()}/{SERVING_FOLDER}"
+  return base.rstrip("/") if base.startswith("gs://") else str(pathlib.Path(base).resolve())
 
 
 def python_executable() -> str:

@@ -8,6 +8,9 @@ from typing import Optional, Tuple
 from deeplab.config.fields import setting
 
 DEFAULT_KEEP_VERSIONS = 5
+# The DAGs' serving base path is <storage root>/<SERVING_FOLDER> unless
+# DEEPLAB_SERVING_BASE_PATH says otherwise (operators/settings.py: serving_base_path).
+SERVING_FOLDER = "serving"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ def test_dag_folder_parses_without_errors_and_without_tensorflow(tmp_path):
                        text=True, timeout=120, check=True)
   result = json.loads(out.stdout.strip().splitlines()[-1])
   assert result["errors"] == {}
-  assert result["dags"] == ["deeplab_retrain"]
+  assert result["dags"] == ["deeplab_deploy", "deeplab_retrain", "deeplab_rollback"]
   assert result["heavy"] == [], "parsing the DAG folder imported TensorFlow"
 
 
@@ -147,3 +147,62 @@ def test_train_gets_the_cluster_shape_from_the_plan(dag):
   for name in ("num_clones", "num_replicas", "num_ps_tasks"):
     arg = getattr(train, name)
     assert (arg.operator.task_id, arg.key) == ("resolve_config", name), name
+
+
+# -- serving: deeplab_deploy on the model Asset, deeplab_rollback by hand ----------------------
+SERVING_DAGS = ("deeplab_deploy", "deeplab_rollback")
+
+
+@pytest.fixture(params=SERVING_DAGS)
+def serving_dag(request, dagbag):
+  return dagbag.dags[request.param]
+
+
+def test_deploy_is_scheduled_on_the_model_asset_promote_emits(dagbag, dag):
+  from airflow.sdk import AssetAlias
+  deploy = dagbag.dags["deeplab_deploy"]
+  promoted = {o.name for o in dag.get_task("promote").outlets if isinstance(o, AssetAlias)}
+  assert isinstance(deploy.timetable.asset_condition, AssetAlias)
+  assert deploy.timetable.asset_condition.name in promoted
+  assert type(dagbag.dags["deeplab_rollback"].timetable).__name__ == "NullTimetable"  # by hand
+
+
+def test_serving_task_graph_and_policy(serving_dag):
+  assert sorted(serving_dag.task_ids) == ["deploy", "plan", "record"]
+  assert "deploy" in serving_dag.get_task("plan").downstream_task_ids
+  assert "record" in serving_dag.get_task("deploy").downstream_task_ids
+  assert serving_dag.catchup is False and serving_dag.max_active_runs == 1
+  assert {"deeplab", "serving"} <= serving_dag.tags
+  for task in serving_dag.tasks:
+    assert task.owner == "ml-platform"
+  # Every task reads or writes storage or runs a job: all retry (a bad model name, a missing
+  # champion or a failed request check fail at once through AirflowFailException / exit 2).
+  for task in serving_dag.tasks:
+    assert task.retries >= 2, task.task_id
+  deploy = serving_dag.get_task("deploy")
+  assert deploy.command == "deploy" and deploy.execution_timeout is not None
+  assert deploy.num_gpus() == 0
+
+
+def test_serving_params_have_titles_descriptions_and_valid_defaults(serving_dag):
+  serving_dag.params.validate()
+  for name, param in serving_dag.params.items():
+    assert param.schema.get("title") and param.description, name
+    assert param.schema.get("section"), name
+    if serving_dag.params[name] in ("", None):
+      assert "null" in param.schema["type"], name
+  assert {"model_name", "launcher"} <= set(serving_dag.params.keys())
+
+
+def test_rollback_form_takes_previous_or_a_version(dagbag):
+  from airflow.sdk.exceptions import ParamValidationError
+  target = dagbag.dags["deeplab_rollback"].params.get_param("target")
+  assert target.resolve("previous") == "previous" and target.resolve("12") == "12"
+  for bad in ("0", "latest", "-1"):
+    with pytest.raises(ParamValidationError):
+      target.resolve(bad)
+
+
+def test_rollback_emits_the_model_asset(dagbag):
+  names = {getattr(o, "name", None) for o in dagbag.dags["deeplab_rollback"].get_task("record").outlets}
+  assert names == {"deeplab_model"}

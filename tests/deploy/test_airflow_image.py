@@ -32,13 +32,14 @@ def test_versions_come_from_the_lock_and_leave_tensorflow_out():
   assert "[train]" not in DOCKERFILE
 
 
-def test_installs_the_package_and_bakes_only_the_dag_file_into_the_dags_folder():
+def test_installs_the_package_and_bakes_only_the_dag_files_into_the_dags_folder():
   lines = _instructions()
   install = next(l for l in lines if l.startswith("RUN ") and "pip install" in l)
   assert "--no-cache-dir" in install and " /tmp/deeplab-src " in install
   copies = [l.split()[-2:] for l in lines if l.startswith("COPY")]
   dags = [(src, dst) for src, dst in copies if dst.startswith("/opt/airflow/dags")]
-  assert dags == [("dags/deeplab_retrain.py", "/opt/airflow/dags/deeplab_retrain.py")]
+  assert dags == [(f"dags/{name}", f"/opt/airflow/dags/{name}") for name in
+                  ("deeplab_retrain.py", "deeplab_deploy.py", "deeplab_rollback.py")]
   assert not any(l.startswith("USER") for l in lines)  # stays the image's airflow user
 
 

@@ -5,8 +5,8 @@ from unittest import mock
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from operators import (BuildTFRecordsOperator, DeepLabEvalOperator, DeepLabExportOperator,
-                       DeepLabTrainOperator)
+from operators import (BuildTFRecordsOperator, DeepLabDeployOperator, DeepLabEvalOperator,
+                       DeepLabExportOperator, DeepLabTrainOperator)
 from operators.launchers.base import JobResult
 
 
@@ -43,6 +43,13 @@ def mocked_launcher(monkeypatch):
      ["export", "--check_split=val", "--checkpoint_path=/r/train/model.ckpt-5",
       "--dataset_dir=/d", "--eval_metrics_json=/r/eval/metrics.json",
       "--export_path=/r/export"], 1),
+    # A rendered plan's flags: None (no push id, no check split) leaves the command's default.
+    (DeepLabDeployOperator(task_id="d", export_path="gs://b/runs/r/export",
+                           serving_base_path="gs://b/serving", model_name="m",
+                           flags={"push_id": None, "dataset_dir": "gs://b/d",
+                                  "check_split": None}),
+     ["deploy", "--dataset_dir=gs://b/d", "--export_path=gs://b/runs/r/export",
+      "--model_name=m", "--serving_base_path=gs://b/serving"], 0),
 ])
 def test_exact_argv_and_result(mocked_launcher, op, argv, gpus):
   make, launcher = mocked_launcher
@@ -59,6 +66,8 @@ def test_template_fields_cover_every_named_argument():
                                                       "eval_logdir"}
   assert set(DeepLabExportOperator.template_fields) >= {"checkpoint_path", "export_path",
                                                         "eval_metrics_json"}
+  assert set(DeepLabDeployOperator.template_fields) >= {"export_path", "serving_base_path",
+                                                        "model_name"}
 
 
 def test_impossible_values_rejected_at_construction():
