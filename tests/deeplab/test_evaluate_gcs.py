@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from deeplab import evaluate, export, storage
 from deeplab.evaluation import input_size
 from tests.deeplab import _eval_kit as kit
@@ -14,6 +16,7 @@ def _upload_run(ckpt, bucket):
   return run
 
 
+@pytest.mark.slow  # evaluates and exports a model through the emulator: 13 s idle
 def test_evaluate_and_export_on_gcs(tmp_path_factory, gcs_bucket, monkeypatch, tmp_path):
   monkeypatch.setenv("DEEPLAB_CACHE_DIR", str(tmp_path / "cache"))
   data, ckpt = kit.shared_run(tmp_path_factory)

@@ -38,6 +38,7 @@ def _cfg(logdir, steps=2, num_classes=2, **kwargs):
   return C.TrainConfig(**args)
 
 
+@pytest.mark.slow  # trains a model: 11-22 s idle
 def test_train_writes_checkpoint_config_and_result(tmp_path):
   logdir = tmp_path / "train"
   out = tmp_path / "result.json"
@@ -77,6 +78,7 @@ def test_resume_with_a_different_model_is_refused(tmp_path):
     trainer.train(_cfg(tmp_path, steps=2, num_classes=3), input_fn=_input_fn())
 
 
+@pytest.mark.slow  # trains a model: 11-22 s idle
 def test_non_finite_loss_raises_with_step_and_rate(tmp_path):
   with pytest.raises(NonFiniteLossError) as info:
     trainer.train(_cfg(tmp_path, steps=3), input_fn=_input_fn(poison=True))
@@ -92,6 +94,7 @@ def test_batch_must_divide_over_clones(tmp_path):
     trainer.train(_cfg(tmp_path, train_batch_size=3), input_fn=_input_fn())
 
 
+@pytest.mark.slow  # trains a model: 11-22 s idle
 def test_class_count_mismatch_is_skipped_with_one_warning(tmp_path, caplog):
   trainer.train(_cfg(tmp_path / "a", steps=1, num_clones=1, num_classes=3), input_fn=_input_fn())
   caplog.set_level(logging.INFO, logger="deeplab.train")
@@ -109,6 +112,7 @@ def test_class_count_mismatch_is_skipped_with_one_warning(tmp_path, caplog):
   assert any("initialising" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow  # trains a model: 11-22 s idle
 def test_gcs_logdir_uploads_and_resumes(tmp_path, gcs_bucket):
   from deeplab import storage
 
@@ -130,6 +134,7 @@ def _weights(prefix: str) -> dict:
   return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
 
 
+@pytest.mark.slow  # trains a model: 11-22 s idle
 def test_a_seeded_run_with_two_clones_is_reproducible(tmp_path):
   # Each clone takes its fixed share of one batch: with a clone dequeuing on its own, the
   # images each clone saw (and so its batch-norm statistics) depended on thread timing.

@@ -50,6 +50,7 @@ def test_batch_not_divisible_exit_2(tmp_path, dataset):
   assert "does not divide evenly over num_clones 2" in proc.stderr
 
 
+@pytest.mark.slow  # trains a model: 11-22 s idle
 def test_nan_loss_exits_3(tmp_path, dataset):
   proc = _deeplab("train", f"--dataset_dir={dataset}", f"--train_logdir={tmp_path / 'run'}",
                   *TINY_MODEL, "--training_number_of_steps=20", "--base_learning_rate=1e30",
@@ -101,6 +102,7 @@ def test_resume_after_kill_ends_at_the_exact_step(tmp_path, dataset):
   assert time.time() - start < 60
 
 
+@pytest.mark.slow  # trains a model: 11-22 s idle
 def test_sigterm_saves_and_exits_for_a_retry(tmp_path, dataset):
   logdir = tmp_path / "train"
   proc = subprocess.Popen(
