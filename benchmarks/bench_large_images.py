@@ -34,6 +34,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from benchmarks._cli import run_deeplab  # noqa: E402
 from benchmarks._memory import peak_rss_mb  # noqa: E402
 from deeplab.datasets.converters import synthetic  # noqa: E402
 from deeplab.datasets.converters.base import ConvertOptions  # noqa: E402
@@ -45,11 +46,8 @@ FIRST_UNSEEN = 100000  # generate_example indices far from the training split's
 
 
 def _deeplab(*args):
-  env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-  proc = subprocess.run([sys.executable, "-m", "deeplab", *args], cwd=REPO, env=env,
-                        capture_output=True, text=True)
-  if proc.returncode:
-    raise SystemExit(f"deeplab {args[0]} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+  run_deeplab(*args, env=dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2",
+                              PYTHONPATH=REPO))
 
 
 def train(root, steps):

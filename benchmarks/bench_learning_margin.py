@@ -13,13 +13,13 @@ Usage: .venv/bin/python benchmarks/bench_learning_margin.py [--seeds 1 2 3] [--s
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from benchmarks._cli import run_deeplab  # noqa: E402
 from tests.deeplab.test_train_e2e import MIN_MIOU, STEPS, TRAIN_FLAGS  # noqa: E402
 
 NUMERICS = {
@@ -30,10 +30,7 @@ NUMERICS = {
 
 
 def _deeplab(env, *args):
-  proc = subprocess.run([sys.executable, "-m", "deeplab", *args], cwd=REPO, env=env,
-                        capture_output=True, text=True)
-  if proc.returncode:
-    raise SystemExit(f"deeplab {args[0]} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+  run_deeplab(*args, env=env)
 
 
 def _run(data, seed, steps, numerics, root):
