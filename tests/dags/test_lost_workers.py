@@ -135,6 +135,7 @@ def test_sigkilled_train_task_is_retried_without_a_second_trainer(services, tmp_
   retry_logs = "".join(p.read_text() for p in
                        (tmp_path / "airflow_home" / "logs").rglob("task_id=train/attempt=2*"))
   assert f"earlier try (process group {guard_pid})" in retry_logs, retry_logs[-3000:]
+  assert services.wait_deployed()["state"] == "success"
   time.sleep(1)
   assert _processes_mentioning(str(storage)) == {}, "a process of the run is still running"
 
@@ -154,6 +155,7 @@ def test_scheduler_killed_and_restarted_mid_run_completes(services, tmp_path):
   assert state == "success", {k: v["state"] for k, v in tis.items()}
   logdir = next(storage.glob("runs/*/train"))
   assert json.loads((logdir / "train_result.json").read_text())["final_step"] == STEPS
+  assert services.wait_deployed()["state"] == "success"
   assert _processes_mentioning(str(storage)) == {}, "a process of the run is still running"
 
 
