@@ -12,7 +12,9 @@ Prints ONE JSON object:
 * own_size: each image at its own size (issue "a prediction depends only on its own image"):
   - split_small / split_with_4000x3000: `evaluate` of 8 PASCAL-sized images, without and with
     one 4000x3000 photo, each in its own process: seconds of the pass per megapixel (of the
-    original images) and the process's peak RSS; target: within 1.3x of each other.
+    original images) and the process's peak RSS; target: within 1.3x of each other. The photo
+    runs resized into the default long-side bound (2049); a third row bounds it at 1025
+    (--inference_max_size): the network's memory grows with the pixels it is run on.
   - demo_split: the demo's 64x64 eval split (32 images) before (every image padded to the
     old 513x513 floor) and after (own size), images/s; target >= 24 img/s after.
   - saved_model_latency_ms: the own-size SavedModel's serving_default on 96x96, 513x513 and
@@ -45,6 +47,8 @@ from deeplab.compat import tf  # noqa: E402
 from deeplab.datasets import features  # noqa: E402
 
 CROP = (513, 513)
+# A smaller long-side bound (--inference_max_size) than the default 2049, for the memory row.
+SMALL_BOUND = 1025
 
 
 def _feature(value):
@@ -176,7 +180,7 @@ def write_sized_split(folder, sizes, num_classes, seed=0):
   return folder
 
 
-def child_evaluate(data, ckpt, crop):
+def child_evaluate(data, ckpt, crop, max_size=None):
   """Runs in its own process: one `evaluate` pass; prints seconds, megapixels, peak RSS."""
   from benchmarks._memory import peak_rss_mb
   from deeplab import evaluate
@@ -185,7 +189,8 @@ def child_evaluate(data, ckpt, crop):
   with tempfile.TemporaryDirectory() as out:
     summary = evaluate.evaluate(evaluate.EvalSpec(dataset_dir=data, checkpoint=ckpt,
                                                   eval_logdir=out, model=cfg,
-                                                  eval_crop_size=crop, num_overlays=0))
+                                                  eval_crop_size=crop, num_overlays=0,
+                                                  inference_max_size=max_size))
   # The pass itself (evaluate's own timing): graph building and restore excluded.
   secs = summary["num_images"] / summary["images_per_sec"]
   print(json.dumps({"seconds": secs, "images": len(sizes),
@@ -198,11 +203,10 @@ def eval_pass_sizes(data):
   return [tuple(int(v) for v in s) for s in split_reader.scan_sizes(data, "val")]
 
 
-def run_child(data, ckpt, crop=None):
+def run_child(data, ckpt, crop=None, max_size=None):
   import subprocess
-  argv = [sys.executable, os.path.abspath(__file__), "--child_eval", data, ckpt]
-  if crop:
-    argv.append(f"{crop[0]},{crop[1]}")
+  argv = [sys.executable, os.path.abspath(__file__), "--child_eval", data, ckpt,
+          f"{crop[0]},{crop[1]}" if crop else "own", str(max_size or 0)]
   proc = subprocess.run(argv, capture_output=True, text=True,
                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   if proc.returncode:
@@ -218,8 +222,10 @@ def bench_own_size(tmp, ckpt, model_cfg, runs):
                           model_cfg.num_classes)
   demo = write_sized_split(os.path.join(tmp, "demo"), [(64, 64)] * 32, model_cfg.num_classes)
   out = {}
-  for name, data in (("split_small", small), ("split_with_4000x3000", big)):
-    r = run_child(data, ckpt)
+  for name, data, max_size in (("split_small", small, None), ("split_with_4000x3000", big, None),
+                               (f"split_with_4000x3000_max_size_{SMALL_BOUND}", big,
+                                SMALL_BOUND)):
+    r = run_child(data, ckpt, max_size=max_size)
     out[name] = {"images": r["images"], "megapixels": round(r["megapixels"], 2),
                  "seconds": round(r["seconds"], 2),
                  "seconds_per_megapixel": round(r["seconds"] / r["megapixels"], 2),
@@ -228,6 +234,8 @@ def bench_own_size(tmp, ckpt, model_cfg, runs):
   out["seconds_per_megapixel_ratio"] = round(b["seconds_per_megapixel"] /
                                              a["seconds_per_megapixel"], 2)
   out["peak_rss_ratio"] = round(b["peak_rss_mb"] / a["peak_rss_mb"], 2)
+  c = out[f"split_with_4000x3000_max_size_{SMALL_BOUND}"]
+  out[f"peak_rss_ratio_max_size_{SMALL_BOUND}"] = round(c["peak_rss_mb"] / a["peak_rss_mb"], 2)
   out["ratio_target"] = 1.3
   before, after = run_child(demo, ckpt, CROP), run_child(demo, ckpt)
   out["demo_split_64x64"] = {
@@ -264,10 +272,9 @@ def main():
   parser.add_argument("--child_eval", nargs="+", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child_eval:
-    data, ckpt = args.child_eval[:2]
-    crop = tuple(int(v) for v in args.child_eval[2].split(",")) if len(args.child_eval) > 2 \
-        else None
-    return child_evaluate(data, ckpt, crop)
+    data, ckpt, crop, max_size = args.child_eval
+    crop = None if crop == "own" else tuple(int(v) for v in crop.split(","))
+    return child_evaluate(data, ckpt, crop, int(max_size) or None)
   model_cfg = dl_config.ModelConfig(num_classes=21)  # mobilenet_v2, OS 16: the defaults
   with tempfile.TemporaryDirectory() as tmp:
     data = write_split(os.path.join(tmp, "data"), 8, model_cfg.num_classes)

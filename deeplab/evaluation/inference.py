@@ -97,6 +97,8 @@ def restore_size(labels, valid_size, original_size):
   identity when nothing was resized.
   """
   valid = labels[:valid_size[0], :valid_size[1]]
+  if valid.dtype == tf.int64:  # argmax's class ids: half the bytes at the original size
+    valid = tf.cast(valid, tf.int32)
   # expand_dims, not [tf.newaxis, ...]: TFLite has no kernel for a slice adding axes.
   resized = tf.image.resize_nearest_neighbor(tf.expand_dims(tf.expand_dims(valid, 0), -1),
                                              original_size, align_corners=True)

@@ -14,6 +14,8 @@ import numpy as np
 
 from deeplab.errors import UserInputError
 
+_CHUNK_PIXELS = 1 << 20  # pixels per confusion-matrix update step
+
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int,
                      ignore_label: Optional[int] = 255) -> np.ndarray:
@@ -27,6 +29,16 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
   predictions = np.asarray(predictions).reshape(-1)
   if labels.shape != predictions.shape:
     raise ValueError(f"labels and predictions differ in size: {labels.size} vs {predictions.size}")
+  # In chunks: the int64 temporaries of a 12-megapixel photo would take ~200 MB at once.
+  matrix = np.zeros((num_classes, num_classes), np.int64)
+  for start in range(0, labels.size, _CHUNK_PIXELS):
+    end = start + _CHUNK_PIXELS
+    matrix += _confusion_chunk(labels[start:end], predictions[start:end], num_classes,
+                               ignore_label)
+  return matrix
+
+
+def _confusion_chunk(labels, predictions, num_classes, ignore_label) -> np.ndarray:
   c2 = num_classes * num_classes
   # Fast path (no boolean compaction): ignored pixels go to an extra bin that is dropped.
   valid = labels != ignore_label if ignore_label is not None else np.ones(labels.shape, bool)

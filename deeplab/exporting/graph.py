@@ -35,8 +35,12 @@ BYTES_SIGNATURE = "encoded_image"
 BYTES_INPUT = "image_bytes"
 BYTES_TENSOR_NAME = "EncodedImageBytes"
 SERVING_IMAGE_NAME = "ServingImage"  # the SavedModel's image input, in front of ImageTensor
-SIGNATURE_OUTPUTS = {"semantic_predictions": PREDICTIONS_NAME,
-                     "semantic_probabilities": PROBABILITIES_NAME}
+# TF Serving's REST API computes and returns every output of the signature it is sent (no
+# output filter), so the two serving signatures give the class map only: the probabilities of
+# a 4000x3000 photo are 1 GB of float32. PROBABILITIES_SIGNATURE adds them, on request.
+SIGNATURE_OUTPUTS = {"semantic_predictions": PREDICTIONS_NAME}
+PROBABILITIES_SIGNATURE = "probabilities"
+PROBABILITIES_OUTPUTS = {**SIGNATURE_OUTPUTS, "semantic_probabilities": PROBABILITIES_NAME}
 
 
 def build_inference_graph(policy: InferencePolicy) -> tf.Graph:
@@ -86,7 +90,8 @@ def write_saved_model(graph_def, export_dir: str) -> None:
   """A SavedModel of the same frozen GraphDef with two signatures.
 
   `serving_default`: {images: uint8 [1, H, W, 3]}; `encoded_image`: {image_bytes: string
-  [1]} (JPEG/PNG). Both give {semantic_predictions, semantic_probabilities}. The bytes are
+  [1]} (JPEG/PNG). Both give {semantic_predictions}; `probabilities` takes `images` and also
+  gives semantic_probabilities. The bytes are
   decoded into a placeholder_with_default in front of the frozen graph's input, so the
   weights are stored once and feeding `images` never touches the decoder. Built with the v1
   builder because this process runs in graph mode; TF2's `tf.saved_model.load(path)
@@ -99,10 +104,14 @@ def write_saved_model(graph_def, export_dir: str) -> None:
     decoded = decode_image(encoded[0], channels=3)[tf.newaxis]
     images = tf.placeholder_with_default(decoded, [1, None, None, 3], name=SERVING_IMAGE_NAME)
     tf.import_graph_def(graph_def, name="", input_map={INPUT_NAME + ":0": images})
-    outputs = {k: graph.get_tensor_by_name(v + ":0") for k, v in SIGNATURE_OUTPUTS.items()}
+    def outputs(names):
+      return {k: graph.get_tensor_by_name(v + ":0") for k, v in names.items()}
     build = tf.saved_model.signature_def_utils.predict_signature_def
-    signatures = {"serving_default": build({SIGNATURE_INPUT: images}, outputs),
-                  BYTES_SIGNATURE: build({BYTES_INPUT: encoded}, outputs)}
+    signatures = {
+        "serving_default": build({SIGNATURE_INPUT: images}, outputs(SIGNATURE_OUTPUTS)),
+        BYTES_SIGNATURE: build({BYTES_INPUT: encoded}, outputs(SIGNATURE_OUTPUTS)),
+        PROBABILITIES_SIGNATURE: build({SIGNATURE_INPUT: images},
+                                       outputs(PROBABILITIES_OUTPUTS))}
     builder = tf.saved_model.Builder(export_dir)
     with tf.Session(graph=graph) as sess:
       builder.add_meta_graph_and_variables(

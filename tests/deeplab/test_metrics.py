@@ -63,6 +63,26 @@ def test_streaming_equals_one_shot():
   assert stream.matrix.sum() == int((labels != 255).sum())
 
 
+def test_a_photo_sized_map_counts_every_pixel_once_across_chunks():
+  # More pixels than one update step holds, with a chunk border mid-row: numpy's histogram2d
+  # of the same pixels is the expected matrix.
+  rng = np.random.RandomState(1)
+  side = int(np.sqrt(metrics._CHUNK_PIXELS * 2.5))
+  labels = rng.randint(0, 6, size=(side, side + 7))
+  labels[rng.rand(*labels.shape) < 0.05] = 255
+  preds = rng.randint(0, 6, size=labels.shape)
+  keep = labels != 255
+  expected, _, _ = np.histogram2d(labels[keep], preds[keep], bins=6, range=[[0, 6], [0, 6]])
+  np.testing.assert_array_equal(metrics.confusion_matrix(labels, preds, 6), expected)
+
+
+def test_a_bad_label_past_the_first_chunk_is_named():
+  labels = np.zeros(metrics._CHUNK_PIXELS + 10, np.int64)
+  labels[-1] = 9
+  with pytest.raises(UserInputError, match="label value 9"):
+    metrics.confusion_matrix(labels, np.zeros_like(labels), num_classes=3)
+
+
 def test_bad_label_is_user_error():
   with pytest.raises(UserInputError, match="label value 7"):
     metrics.confusion_matrix(np.array([0, 7]), np.array([0, 1]), num_classes=3)
