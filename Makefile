@@ -7,11 +7,17 @@ setup:
 demo: setup
 	.venv/bin/python scripts/demo.py
 
+# Two test processes, whole files each (module fixtures are built once): the slow tests spend
+# much of their time waiting on Airflow services and process start-up, so two share 2 cores
+# well (docs/testing.md has the figures). TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+PYTEST = .venv/bin/python -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
+
 test: setup
-	.venv/bin/python -m pytest tests -q
+	$(PYTEST)
 
 test-fast: setup
-	.venv/bin/python -m pytest tests -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The tests that run a model, with TensorFlow's oneDNN optimisations off and one intra-op
 # thread: a verdict that hangs on numerics fails here before it lands (docs/testing.md).
