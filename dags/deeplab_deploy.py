@@ -9,7 +9,7 @@ model name. The push lands in <serving base path>/<name>/<version>/, checked by 
 request before it becomes visible (docs/deploy.md). Settings from the environment:
   DEEPLAB_STORAGE_ROOT         where models/<name>/champion.json and history.jsonl live
   DEEPLAB_SERVING_BASE_PATH    TF Serving's model base path (default <storage root>/serving)
-  DEEPLAB_SERVING_TARGET       the server updated after the push: folder (default) or kserve
+  DEEPLAB_SERVING_TARGET       updated after the push: folder (default), kserve, vertex_ai
   DEEPLAB_RETRY_DELAY_SECONDS
 """
 

@@ -41,9 +41,10 @@ def push_job(planned) -> DeepLabDeployOperator:
 
 def serve_task():
   """The `serve` task: points the installation's serving target (DEEPLAB_SERVING_TARGET:
-  folder, the default, or kserve) at the version the deploy job pushed. Airflow side, through
-  the providers' hooks. A bad setting or a missing InferenceService fails at once; a target that
-  is not ready in time fails and is retried (the pushed version stays either way)."""
+  folder, the default; kserve; vertex_ai) at the version the deploy job pushed. Airflow side,
+  through the providers' hooks. A bad setting, a missing InferenceService / model / endpoint or
+  a refused call fail at once; anything else (not ready in time, a failed operation) fails and
+  is retried. The pushed version stays either way."""
 
   @task(task_id="serve", retries=2)
   def serve(result: dict) -> dict:

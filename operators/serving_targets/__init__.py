@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Optional
 
 from operators.serving_targets.errors import TargetError, TargetNotReady
-from operators.serving_targets.settings import (FOLDER, KSERVE, ServingTargetSettings,
-                                                serving_target_settings)
+from operators.serving_targets.settings import (FOLDER, KSERVE, VERTEX_AI,
+                                                ServingTargetSettings, serving_target_settings)
 
 __all__ = ["TargetError", "TargetNotReady", "serve"]
 
@@ -20,7 +20,7 @@ def serve(pushed: Mapping[str, Any], settings: Optional[ServingTargetSettings] =
   """Points the configured target at the version the deploy job pushed.
 
   Args:
-    pushed: the deploy job's result (model_dir, version, ...).
+    pushed: the deploy job's result (model_name, model_dir, version, push_id, ...).
     settings: default: from DEEPLAB_SERVING_TARGET.
     kubernetes: the Kubernetes connection settings (default: from DEEPLAB_KUBERNETES).
   """
@@ -38,4 +38,7 @@ def serve(pushed: Mapping[str, Any], settings: Optional[ServingTargetSettings] =
     from operators.settings import kubernetes_settings
     return KServeTarget(settings.kserve, kubernetes or kubernetes_settings(),
                         log=log).update(model_dir, version)
+  if settings.target == VERTEX_AI:
+    from operators.serving_targets.vertex_ai import VertexAITarget
+    return VertexAITarget(settings.vertex_ai, log=log).update(pushed)
   raise TargetError(f"serving target {settings.target!r} has no implementation")

@@ -153,7 +153,7 @@ def test_serve_with_the_kserve_target_from_the_environment(api, monkeypatch):
 
 
 @pytest.mark.parametrize("raw,expected", [
-    ('{"target": "vertex"}', r"target 'vertex' is not one of \['folder', 'kserve'\]"),
+    ('{"target": "vertex"}', r"target 'vertex' is not one of \['folder', 'kserve', 'vertex_ai'\]"),
     ('{"target": "kserve"}', r'the kserve target needs "kserve": \{"name": ...\}'),
     ('{"target": "kserve", "kserve": {"name": "d"}}', r'needs "kserve": \{"namespace": ...\}'),
     ('{"target": "kserve", "kserve": {"name": "d", "namespace": "n", "timeout": 1}}',
