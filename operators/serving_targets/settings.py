@@ -23,6 +23,8 @@ TARGETS = (FOLDER, KSERVE, VERTEX_AI)
 
 
 def _from_dict(cls, data: Mapping[str, Any], where: str):
+  if not isinstance(data, Mapping):
+    raise ValueError(f"{ENV_VAR}: {where} must be a JSON object, got {data!r}")
   names = {f.name for f in dataclasses.fields(cls)}
   unknown = sorted(set(data) - names)
   if unknown:

@@ -159,6 +159,7 @@ def test_serve_with_the_kserve_target_from_the_environment(api, monkeypatch):
     ('{"target": "kserve", "kserve": {"name": "d", "namespace": "n", "timeout": 1}}',
      r"unknown field\(s\) \['timeout'\] in \"kserve\""),
     ('{"target": "folder", "kserv": {}}', r"unknown field\(s\) \['kserv'\]"),
+    ('{"target": "kserve", "kserve": "deeplab"}', r'"kserve" must be a JSON object'),
     ('["kserve"]', r"must be a JSON object"),
     ('{"target": ', r"DEEPLAB_SERVING_TARGET is not valid JSON"),
 ])
