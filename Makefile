@@ -1,5 +1,5 @@
 # The two commands: `make demo` (set up + run the whole retraining DAG) and `make test`.
-.PHONY: setup demo test test-fast test-numerics lock ui bench clean
+.PHONY: setup demo test test-vertex test-fast test-numerics lock ui bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -15,6 +15,12 @@ PYTEST = .venv/bin/python -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 test: setup
 	$(PYTEST)
+
+# The Vertex AI serving target's tests against the real Google provider, which cannot join the
+# lock (docs/deploy.md): installed with --no-deps beside the venv, first on the path.
+test-vertex: setup
+	.venv/bin/pip install -q --no-deps --no-compile --target build/vertex-extra -r tests/vertex_extra.txt
+	PYTHONPATH=build/vertex-extra .venv/bin/python -m pytest tests/operators/test_vertex_ai_target.py -q -rs
 
 test-fast: setup
 	$(PYTEST) -m "not slow"

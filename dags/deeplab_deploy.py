@@ -1,6 +1,7 @@
 """Serve each promoted DeepLab model: push its SavedModel as the next TF Serving version.
 
 plan -> deploy (`python -m deeplab deploy` through a launcher) -> record (history.jsonl)
+                                                                 -> serve (the serving target)
 
 Scheduled on the model Asset that promotion emits (deeplab_retrain's promote adds
 `deeplab_model/<name>` through the `deeplab_model` alias), and triggerable by hand with a
@@ -8,6 +9,7 @@ model name. The push lands in <serving base path>/<name>/<version>/, checked by 
 request before it becomes visible (docs/deploy.md). Settings from the environment:
   DEEPLAB_STORAGE_ROOT         where models/<name>/champion.json and history.jsonl live
   DEEPLAB_SERVING_BASE_PATH    TF Serving's model base path (default <storage root>/serving)
+  DEEPLAB_SERVING_TARGET       updated after the push: folder (default), kserve, vertex_ai
   DEEPLAB_RETRY_DELAY_SECONDS
 """
 
@@ -24,7 +26,7 @@ for _path in (_HERE, os.path.dirname(_HERE)):
 from airflow.sdk import AssetAlias, dag, task
 
 from deeplab_pipeline.champion import MODEL_ALIAS_NAME
-from deeplab_pipeline.serving_dag import dag_settings, deploy_params, push_job
+from deeplab_pipeline.serving_dag import dag_settings, deploy_params, push_job, serve_task
 from operators.settings import serving_base_path, storage_root
 
 
@@ -74,6 +76,7 @@ def deeplab_deploy():
     return line
 
   record(planned, deploy.output)
+  serve_task()(deploy.output)
 
 
 deeplab_deploy()

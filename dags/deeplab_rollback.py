@@ -1,6 +1,7 @@
 """Serve a former DeepLab model again: its export pushed as the next TF Serving version.
 
 plan -> deploy (`python -m deeplab deploy` through a launcher) -> record
+                                                                 -> serve (the serving target)
 
 Started by hand (model name; target "previous" or a version number from
 models/<name>/history.jsonl). Versions only go up: the former model becomes the newest version,
@@ -23,7 +24,8 @@ for _path in (_HERE, os.path.dirname(_HERE)):
 from airflow.sdk import Asset, AssetAlias, dag, task
 
 from deeplab_pipeline.champion import MODEL_ALIAS_NAME
-from deeplab_pipeline.serving_dag import dag_settings, rollback_params, push_job
+from deeplab_pipeline.serving_dag import (dag_settings, push_job, rollback_params,
+                                          serve_task)
 from operators.settings import serving_base_path, storage_root
 
 MODEL_ALIAS = AssetAlias(MODEL_ALIAS_NAME)
@@ -81,6 +83,7 @@ def deeplab_rollback():
     return line
 
   record(planned, deploy.output)
+  serve_task()(deploy.output)
 
 
 deeplab_rollback()

@@ -8,6 +8,8 @@ neither move artifacts outside the storage root nor pick another cluster.
     DEEPLAB_KUBERNETES     JSON object (or @/path/to/file.json) with KubernetesSettings fields
     DEEPLAB_PYTHON         interpreter for LocalLauncher jobs (default: this interpreter)
     DEEPLAB_SERVING_BASE_PATH  where the deploy DAGs push (default: <storage root>/serving)
+    DEEPLAB_SERVING_TARGET     JSON object: which server the deploy DAGs update after the push
+                               (operators/serving_targets/settings.py; default: none, the folder)
 """
 
 from __future__ import annotations
@@ -83,15 +85,24 @@ class KubernetesSettings:
     return cls(**data)
 
 
-def kubernetes_settings(env: Optional[Mapping[str, str]] = None) -> KubernetesSettings:
-  raw = (env if env is not None else os.environ).get("DEEPLAB_KUBERNETES", "").strip()
+def json_setting(name: str, env: Optional[Mapping[str, str]] = None) -> Optional[dict]:
+  """The JSON object in environment variable `name` (or in the file `@/path` names); None when
+  the variable is unset or empty."""
+  raw = (env if env is not None else os.environ).get(name, "").strip()
   if not raw:
-    return KubernetesSettings()
+    return None
   if raw.startswith("@"):
     raw = pathlib.Path(raw[1:]).read_text()
   try:
     data = json.loads(raw)
   except json.JSONDecodeError as e:
-    raise ValueError(f"DEEPLAB_KUBERNETES is not valid JSON ({e}); give a JSON object or "
+    raise ValueError(f"{name} is not valid JSON ({e}); give a JSON object or "
                      "@/path/to/settings.json") from e
-  return KubernetesSettings.from_dict(data)
+  if not isinstance(data, dict):
+    raise ValueError(f"{name} must be a JSON object, got {type(data).__name__}")
+  return data
+
+
+def kubernetes_settings(env: Optional[Mapping[str, str]] = None) -> KubernetesSettings:
+  data = json_setting("DEEPLAB_KUBERNETES", env)
+  return KubernetesSettings() if data is None else KubernetesSettings.from_dict(data)

@@ -22,6 +22,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 
 bag = DagBag(dag_folder=os.environ["PROBE_DAGS"])
 out["import_errors"] = {path: str(error)[-800:] for path, error in bag.import_errors.items()}
+out["dags"] = {dag_id: sorted(d.task_ids) for dag_id, d in bag.dags.items()}
 dag = bag.dags.get("deeplab_retrain")
 out["tasks"] = sorted(dag.task_ids) if dag else []
 
@@ -56,6 +57,20 @@ record = dag.get_task("promote").python_callable(
                    "saved_model": f"{plan['export_path']}/saved_model"},
     train_result={"checkpoint": f"{plan['train_logdir']}/model.ckpt-500"},
     outlet_events=events)
+
+# The deploy DAG on the promoted model, by hand: its plan reads the champion from the emulator;
+# serve with DEEPLAB_SERVING_TARGET unset is the folder target (no provider call).
+deploy = bag.dags.get("deeplab_deploy")
+if deploy is not None:
+  deploy_params = {name: deploy.params[name] for name in deploy.params}
+  deploy_params["model_name"] = record["model_name"]
+  planned = deploy.get_task("plan").python_callable(params=deploy_params, dag_run=dag_run,
+                                                    triggering_asset_events={})
+  out["deploy_plan"] = {k: planned[k] for k in ("model_name", "export_path",
+                                                "serving_base_path", "skip_reason")}
+  out["serve"] = deploy.get_task("serve").python_callable({
+      "model_name": planned["model_name"], "version": 1, "push_id": "probe",
+      "model_dir": f"{planned['serving_base_path']}/{planned['model_name']}"})
 
 from deeplab import storage
 

@@ -59,7 +59,7 @@ RUNS_A_MODEL = (
     "tests/deeplab/test_evaluate_against_numpy.py", "tests/deeplab/test_evaluate_gcs.py",
     "tests/deeplab/test_vis.py", "tests/deeplab/test_export.py",
     "tests/deeplab/test_export_serves_dataset.py", "tests/deeplab/test_export_formats.py",
-    "tests/deeplab/serving/test_deploy.py",
+    "tests/deeplab/serving/test_deploy.py", "tests/deeplab/serving/test_kserve_server.py",
     "tests/dags/test_end_to_end.py", "tests/dags/test_lost_workers.py",
     "tests/dags/test_checkpoint_cadence.py", "tests/dags/test_rest_api.py",
     "tests/dags/test_gate_real_models.py", "tests/dags/test_gate_compare_task.py",

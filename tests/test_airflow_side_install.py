@@ -1,8 +1,8 @@
 """The Airflow-side install: a fresh venv with only `pip install <repo>` (no [train] extra).
 
-It must parse the DAG (a lone copy of dags/deeplab_retrain.py in another folder, as in any
-Airflow's DAGs folder) and run resolve_config, gate and promote against the storage emulator,
-with TensorFlow neither installed nor imported. pip reads its cache (~/.cache/pip) and skips
+It must parse the DAGs (lone copies of the three files of dags/ in another folder, as in any
+Airflow's DAGs folder) and run resolve_config, gate, promote, then the deploy DAG's plan and
+serve against the storage emulator, with TensorFlow neither installed nor imported. pip reads its cache (~/.cache/pip) and skips
 byte-compiling; still the slowest test of its kind (about a minute), so it is marked slow.
 """
 
@@ -22,6 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROBE = pathlib.Path(__file__).with_name("airflow_side_probe.py")
 # What `pip install <repo>` needs of the checkout (what a wheel build reads).
 SOURCES = ("pyproject.toml", "README.md", "deeplab", "operators", "dags")
+DAG_FILES = sorted(p.name for p in (ROOT / "dags").glob("*.py"))
 
 
 def _copy_sources(dest: pathlib.Path) -> None:
@@ -67,10 +68,11 @@ def test_airflow_side_install_has_no_tensorflow_and_runs_the_light_tasks(tmp_pat
   assert off_lock == {}, f"installed off the lock: {off_lock}"
   installed_at = time.monotonic()
 
-  # Only the DAG file, in a folder of its own: it must find everything else installed.
+  # Only the DAG files, in a folder of their own: they must find everything else installed.
   dags = tmp_path / "airflow" / "dags"
   dags.mkdir(parents=True)
-  shutil.copy2(ROOT / "dags" / "deeplab_retrain.py", dags)
+  for dag_file in DAG_FILES:
+    shutil.copy2(ROOT / "dags" / dag_file, dags)
   probe = tmp_path / "probe" / PROBE.name
   probe.parent.mkdir()
   shutil.copy2(PROBE, probe)
@@ -87,6 +89,9 @@ def test_airflow_side_install_has_no_tensorflow_and_runs_the_light_tasks(tmp_pat
 
   assert out["tensorflow"] is None, "the default install pulled TensorFlow in"
   assert out["import_errors"] == {}
+  assert sorted(out["dags"]) == ["deeplab_deploy", "deeplab_retrain", "deeplab_rollback"]
+  for serving in ("deeplab_deploy", "deeplab_rollback"):
+    assert out["dags"][serving] == ["deploy", "plan", "record", "serve"], serving
   assert out["tensorflow_loaded"] == []
   assert {"resolve_config", "build_tfrecords", "check_dataset", "train", "evaluate",
           "check_champion", "evaluate_champion", "gate", "approve", "export",
@@ -102,3 +107,8 @@ def test_airflow_side_install_has_no_tensorflow_and_runs_the_light_tasks(tmp_pat
   assert out["champion"]["run_id"] == out["plan"]["run_dir"].rsplit("/", 1)[-1]
   assert out["plan"]["champion_uri"].startswith(f"gs://{gcs_bucket}/deeplab/models/")
   assert len(out["asset_events"]) == 2
+  # deeplab_deploy's plan found the champion promote wrote, and would push its export.
+  assert out["deploy_plan"] == {
+      "model_name": out["champion"]["model_name"], "export_path": out["champion"]["export_path"],
+      "serving_base_path": f"gs://{gcs_bucket}/deeplab/serving", "skip_reason": ""}
+  assert out["serve"]["target"] == "folder" and out["serve"]["version"] == 1

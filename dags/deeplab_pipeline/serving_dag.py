@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from airflow.sdk import Param
+from airflow.sdk import Param, task
 
 from deeplab.contract import LAUNCHERS, NAME_PATTERN
 from deeplab_pipeline.deploy_plan import PREVIOUS, ROLLBACK_TARGET_PATTERN
@@ -37,6 +37,27 @@ def push_job(planned) -> DeepLabDeployOperator:
       serving_base_path=planned["serving_base_path"], model_name=planned["model_name"],
       flags=planned["flags"], launcher=planned["launcher"], skip_reason=planned["skip_reason"],
       execution_timeout=PUSH_TIMEOUT)
+
+
+def serve_task():
+  """The `serve` task: points the installation's serving target (DEEPLAB_SERVING_TARGET:
+  folder, the default; kserve; vertex_ai) at the version the deploy job pushed. Airflow side,
+  through the providers' hooks. A bad setting, a missing InferenceService / model / endpoint or
+  a refused call fail at once; anything else (not ready in time, a failed operation) fails and
+  is retried. The pushed version stays either way."""
+
+  @task(task_id="serve", retries=2)
+  def serve(result: dict) -> dict:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from operators.serving_targets import TargetError, serve as serve_target
+
+    try:
+      return serve_target(result)
+    except TargetError as e:
+      raise AirflowFailException(str(e)) from e
+
+  return serve
 
 
 def _model_name() -> Param:

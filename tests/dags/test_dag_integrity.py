@@ -168,9 +168,11 @@ def test_deploy_is_scheduled_on_the_model_asset_promote_emits(dagbag, dag):
 
 
 def test_serving_task_graph_and_policy(serving_dag):
-  assert sorted(serving_dag.task_ids) == ["deploy", "plan", "record"]
+  assert sorted(serving_dag.task_ids) == ["deploy", "plan", "record", "serve"]
   assert "deploy" in serving_dag.get_task("plan").downstream_task_ids
-  assert "record" in serving_dag.get_task("deploy").downstream_task_ids
+  # record and serve both take the push's result: a serving target that is not ready does not
+  # keep the push out of history.jsonl, and serve is skipped with a skipped push.
+  assert serving_dag.get_task("deploy").downstream_task_ids == {"record", "serve"}
   assert serving_dag.catchup is False and serving_dag.max_active_runs == 1
   assert {"deeplab", "serving"} <= serving_dag.tags
   for task in serving_dag.tasks:

@@ -43,6 +43,16 @@ def _strip_none(value):
   return value
 
 
+def _granted(role) -> set:
+  granted = set()
+  for rule in role.rules:
+    assert len(rule.api_groups) == 1, "one API group per rule"
+    assert not rule.resource_names and "*" not in rule.verbs + rule.resources
+    granted |= {(rule.api_groups[0], resource, verb) for resource in rule.resources
+                for verb in rule.verbs}
+  return granted
+
+
 OBJECTS = {(doc["kind"], doc["metadata"]["name"]): _load(doc) for _, doc in _documents()}
 
 
@@ -56,13 +66,7 @@ def test_manifest_is_a_valid_model_with_no_unknown_field(name, doc):
 
 
 def test_role_grants_exactly_the_calls_the_launcher_makes():
-  role = OBJECTS[("Role", "deeplab-pod-launcher")]
-  granted = set()
-  for rule in role.rules:
-    assert len(rule.api_groups) == 1, "one API group per rule"
-    assert not rule.resource_names and "*" not in rule.verbs + rule.resources
-    granted |= {(rule.api_groups[0], resource, verb) for resource in rule.resources
-                for verb in rule.verbs}
+  granted = _granted(OBJECTS[("Role", "deeplab-pod-launcher")])
   # The pod launcher's calls and the training group's (JobSets), as the scripted API saw them.
   needed = needed_rules()
   assert granted == needed, (f"missing {sorted(needed - granted)}, "
@@ -105,3 +109,34 @@ def test_helm_values_use_these_accounts_and_settings():
   assert settings.service_account_name == OBJECTS[("ServiceAccount", "deeplab-trainer")].metadata.name
   assert env["DEEPLAB_STORAGE_ROOT"].startswith("gs://")
   assert json.loads(env["AIRFLOW_CONN_KUBERNETES_DEFAULT"])["extra"] == {"in_cluster": True}
+
+
+
+def test_kserve_role_grants_exactly_the_calls_the_kserve_target_makes(monkeypatch):
+  """Both ways: the Role equals the table of the target's calls, and one update that waits for
+  Ready makes every call of the table (so the Role grants nothing unused)."""
+  from operators.serving_targets.kserve import KServeTarget
+  from operators.serving_targets.settings import KServeSettings
+  from operators.settings import KubernetesSettings
+  from tests.operators import fake_kserve
+
+  granted = _granted(OBJECTS[("Role", "deeplab-kserve-updater")])
+  table = {(g, r, v) for g, r, verbs in fake_kserve.KSERVE_API_CALLS.values() for v in verbs}
+  assert granted == table, f"missing {sorted(table - granted)}, extra {sorted(granted - table)}"
+  with fake_kserve.installed(monkeypatch, fake_kserve.FakeKServe()) as api:
+    api.add(fake_kserve.inference_service("m", "deeplab", {
+        "model": {"modelFormat": {"name": "tensorflow"}, "storageUri": "gs://b/x"}}))
+    KServeTarget(KServeSettings(name="m", namespace="deeplab", poll_interval=0),
+                 KubernetesSettings(), log=lambda _: None).update("gs://b/serving/m", 1)
+  assert api.rules() == granted
+
+
+def test_kserve_binding_gives_its_role_to_the_airflow_workers_account():
+  role = OBJECTS[("Role", "deeplab-kserve-updater")]
+  binding = OBJECTS[("RoleBinding", "deeplab-kserve-updater")]
+  launcher = OBJECTS[("ServiceAccount", "deeplab-launcher")]
+  assert role.metadata.namespace == binding.metadata.namespace
+  assert (binding.role_ref.kind, binding.role_ref.name) == ("Role", role.metadata.name)
+  (subject,) = binding.subjects
+  assert (subject.kind, subject.name, subject.namespace) == (
+      "ServiceAccount", launcher.metadata.name, launcher.metadata.namespace)
