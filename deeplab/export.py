@@ -316,9 +316,12 @@ def device_check(graph_path: str, work: str, formats: Sequence[str], device: Dev
   if not wanted:
     return None
   info = get_dataset_info(dataset_dir, dataset)
+  # A quantization-aware-trained model's int8 ranges were learned: no calibration.
+  qat = policy.model.quantize_delay_step >= 0
+  calibrated = fm.TFLITE_INT8 in wanted and not qat
   if write:
     calibration = None
-    if fm.TFLITE_INT8 in wanted:  # the first images of the calibration split that fit
+    if calibrated:  # the first images of the calibration split that fit
       split = device.calibration_split
       examples = scoring.iter_split(stage_split(dataset_dir, split), split,
                                     device.num_calibration_images, with_label=False)
@@ -339,8 +342,10 @@ def device_check(graph_path: str, work: str, formats: Sequence[str], device: Dev
                                 device.num_score_images)
   scored = scoring.score(graph_path, paths, examples, info.num_classes, info.ignore_label,
                          device.max_quantized_miou_drop, policy.model.model_variant)
-  scored.update(split=check_split, calibration_split=device.calibration_split
-                if fm.TFLITE_INT8 in wanted else None,
+  scored.update(split=check_split,
+                calibration_split=device.calibration_split if calibrated else None,
+                int8_ranges=None if fm.TFLITE_INT8 not in wanted else
+                "quantization-aware training" if qat else "calibration",
                 files={f: fm.DEVICE_FILES[f] for f in wanted})
   if fm.TFLITE_MOBILE in wanted:  # the crop the file itself holds (--check_only included)
     crop = mobile.file_crop(paths[fm.TFLITE_MOBILE])
@@ -363,7 +368,6 @@ def output_folder(parsed: ParsedFlags) -> Optional[str]:
 
 
 def main(parsed: ParsedFlags) -> int:
-  raise_problems(parsed.settings(IgnoredExportFlags).problems(), "export flags")
   cfg = parsed.settings(ExportConfig)
   if not cfg.export_path:
     raise UserInputError("--export_path is required")
