@@ -217,6 +217,10 @@ def _get_logits(images, model_options: ModelConfig, crop_size, weight_decay: flo
                 nas_training_hyper_parameters=None):
   # Quantization-aware training (quantize_delay_step >= 0): every conv of the model carries
   # fake-quant ops (deeplab/core/quantize.py), switched on at the delay step in training.
+  if model_options.quantize_delay_step >= 0:  # library callers skip ModelConfig.problems()
+    problems = model_options.quantization_problems()
+    if problems:
+      raise ConfigError(problems[0])
   with quantize.scope(is_training, model_options.quantize_delay_step):
     return _get_float_or_quantized_logits(
         images, model_options, crop_size, weight_decay, reuse, is_training,

@@ -158,7 +158,7 @@ class ModelConfig:
       out.append(f"label_weights has {len(self.label_weights)} values but the dataset has "
                  f"{self.num_classes} classes; give one weight per class")
     out += self._head_problems()
-    out += self._quantization_problems()
+    out += self.quantization_problems()
     out += self._nas_problems()
     bbd = self.backbone_batch_norm_decay
     if bbd is not None and not 0 < bbd < 1:
@@ -172,7 +172,8 @@ class ModelConfig:
     return out
 
 
-  def _quantization_problems(self) -> list:
+  def quantization_problems(self) -> list:
+    """Why quantize_delay_step cannot be honoured for this model ([] when it can)."""
     if self.quantize_delay_step < 0:
       return []
     if self.model_variant not in QUANTIZABLE_VARIANTS:

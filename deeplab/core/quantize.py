@@ -38,8 +38,6 @@ from deeplab.compat import slim, tf
 
 EMA_DECAY = 0.999
 NUM_BITS = 8
-# Variants whose layers go through conv2d / separable_conv2d / add below.
-SUPPORTED_VARIANTS = ("mobilenet_v2",)
 _BN_KEYS = {"decay", "epsilon", "center", "scale", "is_training", "scope", "fused"}
 
 
