@@ -157,7 +157,7 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
       image_feature = quantize.activation(image_feature, IMAGE_POOLING_SCOPE + "_quant",
                                           reuse=reuse)
       image_feature = quantize.conv2d(image_feature, depth, 1, scope=IMAGE_POOLING_SCOPE,
-                                  **squeeze_excitation.image_pooling_conv_args(model_options))
+                                      **squeeze_excitation.image_pooling_conv_args(model_options))
       image_feature = resize_bilinear(image_feature, [resize_h, resize_w], image_feature.dtype)
       image_feature.set_shape([None, resize_h if isinstance(resize_h, int) else None,
                                resize_w if isinstance(resize_w, int) else None, depth])
@@ -208,7 +208,7 @@ def get_branch_logits(features, num_classes: int, atrous_rates: Optional[Sequenc
     for i, rate in enumerate(atrous_rates):
       scope = scope_suffix + (f"_{i}" if i else "")
       branches.append(quantize.conv2d(features, num_classes, kernel_size=kernel_size, rate=rate,
-                                  activation_fn=None, normalizer_fn=None, scope=scope))
+                                      activation_fn=None, normalizer_fn=None, scope=scope))
     return tf.add_n(branches)
 
 

@@ -99,7 +99,7 @@ def refine_by_decoder(features, end_points, crop_size, decoder_output_stride: Se
       static_w = width if isinstance(width, int) else None
       for i, key in enumerate(keys):
         projected = quantize.conv2d(end_points[key], projected_filters, 1,
-                                scope=f"feature_projection{i}{suffix}")
+                                    scope=f"feature_projection{i}{suffix}")
         merged = []
         for tensor in (net, projected):
           tensor = resize_bilinear(tensor, [height, width], tensor.dtype)

@@ -94,11 +94,12 @@ def _expanded_conv(net, num_outputs: int, expansion: int, stride: int, rate: int
       net = tf.identity(net, name="expansion_output")
       end_points[layer + "/expansion_output"] = net
     net = quantize.separable_conv2d(net, None, [3, 3], depth_multiplier=1, stride=stride,
-                                rate=rate, scope="depthwise")
+                                    rate=rate, scope="depthwise")
     net = tf.identity(net, name="depthwise_output")
     end_points[layer + "/depthwise_output"] = net
     # Linear bottleneck: batch norm but no activation.
-    net = quantize.conv2d(net, num_outputs, [1, 1], stride=1, activation_fn=None, scope="project")
+    net = quantize.conv2d(net, num_outputs, [1, 1], stride=1, activation_fn=None,
+                          scope="project")
     if stride == 1 and num_outputs == in_depth:
       net = quantize.add(net, inputs)
     net = tf.identity(net, name="output")
@@ -173,9 +174,10 @@ def mobilenet_v2_base(inputs, depth_multiplier: float = 1.0,
       layer = f"layer_{i + 1}"
       if kind == "conv":
         net = quantize.conv2d(net, depth(channels), [3, 3], stride=layer_stride,
-                          rate=layer_rate, scope="Conv")
+                              rate=layer_rate, scope="Conv")
       elif kind == "head":
-        net = quantize.conv2d(net, depth(channels), [1, 1], stride=layer_stride, scope="Conv_1")
+        net = quantize.conv2d(net, depth(channels), [1, 1], stride=layer_stride,
+                              scope="Conv_1")
       else:
         block = i - 1
         net = _expanded_conv(net, depth(channels), expansion, layer_stride, layer_rate,

@@ -17,7 +17,8 @@ exactly batch norm with batch statistics (a float conv on the unfolded weights g
 moments, as contrib's fold did); the moving statistics are updated as slim's batch norm does.
 In eval and export graphs batch norm is folded with the moving statistics and every fake-quant
 is on. In training the fake-quant ops are switched on at `global_step >= quant_delay` (a
-cond, as contrib); the activation ranges are collected from step 0.
+cond, as contrib); the activation ranges are collected from step 0. Only the variants in
+deeplab.config.model.QUANTIZABLE_VARIANTS build every conv through this module.
 
 Weights: symmetric per output channel (regular convs) or per tensor (depthwise: its output
 channel is the input channel, which FakeQuantWithMinMaxVarsPerChannel cannot address), range
