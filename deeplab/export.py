@@ -177,7 +177,10 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
 
   cfg, cfg_uri = run_config.load_run_config(checkpoint, config_json, required=True)
   device = device or DeviceSettings()
-  raise_problems(device_problems(formats, device, dataset_dir, check_split), "export settings")
+  problems = device_problems(formats, device, dataset_dir, check_split)
+  if cfg.model.quantize_delay_step >= 0:
+    problems += fm.qat_format_problems(formats)
+  raise_problems(problems, "export settings")
   images, source, _ = check_images(dataset_dir, check_split, num_check_images)
   settings = size_settings(cfg.model, crop_size, scales, add_flipped_images, resize,
                            eval_metrics_json, inference_max_size)

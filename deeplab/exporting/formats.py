@@ -71,6 +71,23 @@ def format_problems(formats: Sequence[str]) -> List[str]:
   return out
 
 
+# The device formats of a quantization-aware-trained model (its frozen graph holds FakeQuant
+# ops): the int8 file. Converted as float, the fake-quant ops become quantize/dequantize pairs
+# (tflite, tflite_float16: 99.87% agreement, under FLOAT_MIN_AGREEMENT) or QLinearConv nodes
+# that onnxruntime refuses for dilated SAME convs (onnx); the mobile form has no int8 variant.
+QAT_DEVICE_FORMATS = (TFLITE_INT8,)
+
+
+def qat_format_problems(formats: Sequence[str]) -> List[str]:
+  """Why these formats cannot be exported from a quantization-aware-trained model."""
+  refused = [f for f in device_formats(formats) if f not in QAT_DEVICE_FORMATS]
+  if not refused:
+    return []
+  return [f"--formats {refused} of a quantization-aware-trained model (quantize_delay_step >= "
+          f"0 in its config.json) are not supported: its device format is "
+          f"{', '.join(QAT_DEVICE_FORMATS)} (docs/export.md); leave {refused} out"]
+
+
 def device_formats(formats: Iterable[str]) -> List[str]:
   """The requested device formats, in FORMATS order."""
   wanted = set(formats)

@@ -51,7 +51,8 @@ def test_fake_quant_ops_act_from_the_delay_step_on():
   assert np.allclose(gaps / gaps.min(), np.round(gaps / gaps.min()), atol=1e-3)
 
 
-def test_a_qat_run_exports_int8_tflite_from_its_learned_ranges(run, tmp_path):  # noqa: F811
+def test_a_qat_run_exports_int8_tflite_from_its_learned_ranges(run, tmp_path,  # noqa: F811
+                                                               capsys):
   data, float_ckpt, val = run
   logdir = tmp_path / "qat"
   code = kit.run_cli(train, [
@@ -65,6 +66,15 @@ def test_a_qat_run_exports_int8_tflite_from_its_learned_ranges(run, tmp_path):  
   reader = tf.train.load_checkpoint(str(logdir / "model.ckpt-3"))
   act_max = reader.get_tensor("MobilenetV2/Conv/act_quant/max")
   assert act_max > 0  # the range was learned from the activations (it starts at 0)
+
+  # Its float conversions are refused before anything is written (their fake-quant ops become
+  # quantize/dequantize pairs or QLinearConv nodes; docs/export.md).
+  refused = tmp_path / "refused"
+  code = kit.run_cli(export, [
+      f"--checkpoint_path={logdir / 'model.ckpt-3'}", f"--export_path={refused}",
+      f"--dataset_dir={data}", "--formats=frozen,tflite,tflite_int8,onnx"])
+  assert code == 2 and not refused.exists()
+  assert "['tflite', 'onnx'] of a quantization-aware-trained model" in capsys.readouterr().err
 
   out = tmp_path / "export"
   code = kit.run_cli(export, [
