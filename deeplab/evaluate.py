@@ -136,7 +136,6 @@ def output_folder(parsed: ParsedFlags) -> Optional[str]:
 
 def main(parsed: ParsedFlags) -> int:
   ignored = parsed.settings(IgnoredEvalFlags)
-  raise_problems(ignored.problems(), "evaluate flags")
   cfg = parsed.settings(EvalConfig)
   for name in ("eval_logdir", "dataset_dir"):
     if not getattr(cfg, name):

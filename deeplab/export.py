@@ -177,7 +177,10 @@ def export(checkpoint: str, export_path: str, config_json: Optional[str] = None,
 
   cfg, cfg_uri = run_config.load_run_config(checkpoint, config_json, required=True)
   device = device or DeviceSettings()
-  raise_problems(device_problems(formats, device, dataset_dir, check_split), "export settings")
+  problems = device_problems(formats, device, dataset_dir, check_split)
+  if cfg.model.quantize_delay_step >= 0:
+    problems += fm.qat_format_problems(formats)
+  raise_problems(problems, "export settings")
   images, source, _ = check_images(dataset_dir, check_split, num_check_images)
   settings = size_settings(cfg.model, crop_size, scales, add_flipped_images, resize,
                            eval_metrics_json, inference_max_size)
@@ -319,9 +322,12 @@ def device_check(graph_path: str, work: str, formats: Sequence[str], device: Dev
   if not wanted:
     return None
   info = get_dataset_info(dataset_dir, dataset)
+  # A quantization-aware-trained model's int8 ranges were learned: no calibration.
+  qat = policy.model.quantize_delay_step >= 0
+  calibrated = fm.TFLITE_INT8 in wanted and not qat
   if write:
     calibration = None
-    if fm.TFLITE_INT8 in wanted:  # the first images of the calibration split that fit
+    if calibrated:  # the first images of the calibration split that fit
       split = device.calibration_split
       examples = scoring.iter_split(stage_split(dataset_dir, split), split,
                                     device.num_calibration_images, with_label=False)
@@ -342,8 +348,10 @@ def device_check(graph_path: str, work: str, formats: Sequence[str], device: Dev
                                 device.num_score_images)
   scored = scoring.score(graph_path, paths, examples, info.num_classes, info.ignore_label,
                          device.max_quantized_miou_drop, policy.model.model_variant)
-  scored.update(split=check_split, calibration_split=device.calibration_split
-                if fm.TFLITE_INT8 in wanted else None,
+  scored.update(split=check_split,
+                calibration_split=device.calibration_split if calibrated else None,
+                int8_ranges=None if fm.TFLITE_INT8 not in wanted else
+                "quantization-aware training" if qat else "calibration",
                 files={f: fm.DEVICE_FILES[f] for f in wanted})
   if fm.TFLITE_MOBILE in wanted:  # the crop the file itself holds (--check_only included)
     crop = mobile.file_crop(paths[fm.TFLITE_MOBILE])
@@ -366,7 +374,6 @@ def output_folder(parsed: ParsedFlags) -> Optional[str]:
 
 
 def main(parsed: ParsedFlags) -> int:
-  raise_problems(parsed.settings(IgnoredExportFlags).problems(), "export flags")
   cfg = parsed.settings(ExportConfig)
   if not cfg.export_path:
     raise UserInputError("--export_path is required")

@@ -27,7 +27,7 @@ from typing import Dict, Optional, Sequence
 
 from deeplab.compat import slim, tf
 from deeplab.config import ModelConfig
-from deeplab.core import dense_prediction_cell, feature_extractor, squeeze_excitation
+from deeplab.core import dense_prediction_cell, feature_extractor, quantize, squeeze_excitation
 from deeplab.core.decoder import DECODER_SCOPE, refine_by_decoder
 from deeplab.core.layers import batch_norm_params as _batch_norm_params
 from deeplab.core.layers import activation as _activation
@@ -154,26 +154,28 @@ def extract_features(images, model_options: ModelConfig, crop_size=None,
       else:
         image_feature = _pool_valid_region(features, valid_size, output_stride)
         resize_h, resize_w = tf.shape(features)[1], tf.shape(features)[2]
-      image_feature = slim.conv2d(image_feature, depth, 1, scope=IMAGE_POOLING_SCOPE,
-                                  **squeeze_excitation.image_pooling_conv_args(model_options))
+      image_feature = quantize.activation(image_feature, IMAGE_POOLING_SCOPE + "_quant",
+                                          reuse=reuse)
+      image_feature = quantize.conv2d(image_feature, depth, 1, scope=IMAGE_POOLING_SCOPE,
+                                      **squeeze_excitation.image_pooling_conv_args(model_options))
       image_feature = resize_bilinear(image_feature, [resize_h, resize_w], image_feature.dtype)
       image_feature.set_shape([None, resize_h if isinstance(resize_h, int) else None,
                                resize_w if isinstance(resize_w, int) else None, depth])
       if not squeeze_excitation.gates(model_options):
         branches.append(image_feature)
 
-    branches.append(slim.conv2d(features, depth, 1, scope=ASPP_SCOPE + "0"))
+    branches.append(quantize.conv2d(features, depth, 1, scope=ASPP_SCOPE + "0"))
     for i, rate in enumerate(model_options.atrous_rates or (), 1):
       scope = ASPP_SCOPE + str(i)
       if model_options.aspp_with_separable_conv:
         branches.append(split_separable_conv2d(features, filters=depth, rate=rate,
                                                weight_decay=weight_decay, scope=scope))
       else:
-        branches.append(slim.conv2d(features, depth, 3, rate=rate, scope=scope))
+        branches.append(quantize.conv2d(features, depth, 3, rate=rate, scope=scope))
 
     net = tf.concat(branches, 3)
     if model_options.aspp_with_concat_projection:
-      net = slim.conv2d(net, depth, 1, scope=CONCAT_PROJECTION_SCOPE)
+      net = quantize.conv2d(net, depth, 1, scope=CONCAT_PROJECTION_SCOPE)
       net = slim.dropout(net, keep_prob=0.9, is_training=is_training,
                          scope=CONCAT_PROJECTION_SCOPE + "_dropout")
     if squeeze_excitation.gates(model_options):
@@ -205,14 +207,30 @@ def get_branch_logits(features, num_classes: int, atrous_rates: Optional[Sequenc
     branches = []
     for i, rate in enumerate(atrous_rates):
       scope = scope_suffix + (f"_{i}" if i else "")
-      branches.append(slim.conv2d(features, num_classes, kernel_size=kernel_size, rate=rate,
-                                  activation_fn=None, normalizer_fn=None, scope=scope))
+      branches.append(quantize.conv2d(features, num_classes, kernel_size=kernel_size, rate=rate,
+                                      activation_fn=None, normalizer_fn=None, scope=scope))
     return tf.add_n(branches)
 
 
 def _get_logits(images, model_options: ModelConfig, crop_size, weight_decay: float, reuse,
                 is_training: bool, fine_tune_batch_norm: bool, valid_size=None,
                 nas_training_hyper_parameters=None):
+  # Quantization-aware training (quantize_delay_step >= 0): every conv of the model carries
+  # fake-quant ops (deeplab/core/quantize.py), switched on at the delay step in training.
+  if model_options.quantize_delay_step >= 0:  # library callers skip ModelConfig.problems()
+    problems = model_options.quantization_problems()
+    if problems:
+      raise ConfigError(problems[0])
+  with quantize.scope(is_training, model_options.quantize_delay_step):
+    return _get_float_or_quantized_logits(
+        images, model_options, crop_size, weight_decay, reuse, is_training,
+        fine_tune_batch_norm, valid_size, nas_training_hyper_parameters)
+
+
+def _get_float_or_quantized_logits(images, model_options: ModelConfig, crop_size,
+                                   weight_decay: float, reuse, is_training: bool,
+                                   fine_tune_batch_norm: bool, valid_size,
+                                   nas_training_hyper_parameters):
   features, end_points = extract_features(
       images, model_options, crop_size=crop_size, weight_decay=weight_decay, reuse=reuse,
       is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm,

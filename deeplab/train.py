@@ -105,7 +105,6 @@ def output_folder(parsed: ParsedFlags) -> Optional[str]:
 def main(parsed: ParsedFlags) -> int:
   """Resolves the configuration and the dataset's classes, then trains."""
   ignored = parsed.settings(IgnoredTrainFlags)
-  raise_problems(ignored.problems(), "train flags")
   if ignored.profile_logdir:
     log.warning("--profile_logdir is not supported and is ignored")
   job = parsed.settings(TrainJobFlags)

@@ -99,7 +99,6 @@ def output_folder(parsed: ParsedFlags) -> Optional[str]:
 
 
 def main(parsed: ParsedFlags) -> int:
-  raise_problems(parsed.settings(IgnoredVisFlags).problems(), "vis flags")
   cfg = parsed.settings(VisConfig)
   for name in ("vis_logdir", "dataset_dir"):
     if not getattr(cfg, name):

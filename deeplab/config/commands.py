@@ -34,20 +34,7 @@ class TrainJobFlags(JobFlags):
 
 
 @dataclasses.dataclass(frozen=True)
-class NoQuantization:
-  """The original's quantization-aware training, which this port does not have."""
-
-  quantize_delay_step: int = setting(-1, "Quantisation is not supported (must stay < 0).")
-
-  def problems(self) -> list:
-    if self.quantize_delay_step >= 0:
-      return ["--quantize_delay_step >= 0 (quantization-aware training) is not supported; "
-              "leave it at -1"]
-    return []
-
-
-@dataclasses.dataclass(frozen=True)
-class IgnoredTrainFlags(NoQuantization):
+class IgnoredTrainFlags:
   """Original train.py flags of modes this port does not have: accepted, checked, unused."""
 
   profile_logdir: Optional[str] = setting(None, "Not supported; ignored with a warning.",
@@ -55,7 +42,7 @@ class IgnoredTrainFlags(NoQuantization):
 
 
 @dataclasses.dataclass(frozen=True)
-class IgnoredEvalFlags(NoQuantization):
+class IgnoredEvalFlags:
   """Original eval.py flags of the polling loop: evaluation is always one pass."""
 
   master: str = setting("", "Unused; accepted for compatibility.")
@@ -64,7 +51,7 @@ class IgnoredEvalFlags(NoQuantization):
 
 
 @dataclasses.dataclass(frozen=True)
-class IgnoredVisFlags(NoQuantization):
+class IgnoredVisFlags:
   """Original vis.py flags of the polling loop: vis is always one pass."""
 
   master: str = setting("", "Unused; accepted for compatibility.")
@@ -73,7 +60,7 @@ class IgnoredVisFlags(NoQuantization):
 
 
 @dataclasses.dataclass(frozen=True)
-class IgnoredExportFlags(NoQuantization):
+class IgnoredExportFlags:
   num_classes: int = setting(21, "Ignored: the class count comes from config.json.")
 
 

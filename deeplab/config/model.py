@@ -25,6 +25,8 @@ SUPPORTED_VARIANTS = (
     "nas_pnasnet",
     "nas_hnasnet",
 )
+# Variants whose every conv goes through deeplab/core/quantize.py (quantization-aware training).
+QUANTIZABLE_VARIANTS = ("mobilenet_v2",)
 # The plain (non-beta) ResNets were trained on mean-subtracted pixels, the rest on [-1, 1].
 MEAN_SUBTRACTED_VARIANTS = ("resnet_v1_18", "resnet_v1_50", "resnet_v1_101")
 MERGE_METHODS = ("max", "avg")
@@ -87,6 +89,9 @@ class ModelConfig:
   use_bounded_activation: bool = setting(
       False, "Whether or not to use bounded activations. Bounded activations better lend "
       "themselves to quantized inference.")
+  quantize_delay_step: int = setting(
+      -1, "Steps to start quantized training (fake-quant ops from this step on; eval, vis "
+      "and export then build the quantized graph). If < 0, will not quantize model.")
   image_pyramid: Optional[Tuple[float, ...]] = setting(
       None, "Input scales for multi-scale features.", kind="multi_float")
   batch_norm_decay: float = setting(0.9997, "Batch norm decay of the DeepLab head.")
@@ -153,6 +158,7 @@ class ModelConfig:
       out.append(f"label_weights has {len(self.label_weights)} values but the dataset has "
                  f"{self.num_classes} classes; give one weight per class")
     out += self._head_problems()
+    out += self.quantization_problems()
     out += self._nas_problems()
     bbd = self.backbone_batch_norm_decay
     if bbd is not None and not 0 < bbd < 1:
@@ -165,6 +171,20 @@ class ModelConfig:
         out.append(f"{name} must be >= 1 when given, got {value}")
     return out
 
+
+  def quantization_problems(self) -> list:
+    """Why quantize_delay_step cannot be honoured for this model ([] when it can)."""
+    if self.quantize_delay_step < 0:
+      return []
+    if self.model_variant not in QUANTIZABLE_VARIANTS:
+      return [f"quantize_delay_step {self.quantize_delay_step} (quantization-aware training) "
+              f"supports model_variant {', '.join(QUANTIZABLE_VARIANTS)}, not "
+              f"{self.model_variant}; change the variant or leave quantize_delay_step at -1"]
+    if self.dense_prediction_cell_json:
+      return ["quantize_delay_step >= 0 (quantization-aware training) does not support the "
+              "dense prediction cell (dense_prediction_cell_json); use ASPP or leave "
+              "quantize_delay_step at -1"]
+    return []
 
   def input_file_problems(self) -> list:
     """Problems of the files the model reads (the DPC cell), for the job to check before any

@@ -108,6 +108,10 @@ class TrainConfig:
     elif self.train_batch_size % self.num_clones:
       out.append(f"train_batch_size {self.train_batch_size} does not divide evenly over "
                  f"num_clones {self.num_clones}; use a multiple of {self.num_clones}")
+    if self.model.quantize_delay_step >= 0 and self.num_clones != 1:
+      out.append(f"quantize_delay_step {self.model.quantize_delay_step} (quantization-aware "
+                 f"training) supports one clone only, as the original; got num_clones "
+                 f"{self.num_clones}: pass --num_clones=1")
     if not isinstance(self.num_replicas, int) or self.num_replicas < 1:
       out.append(f"num_replicas must be an integer >= 1, got {self.num_replicas!r}")
     if not isinstance(self.num_ps_tasks, int) or self.num_ps_tasks < 0:

@@ -23,6 +23,7 @@ from typing import Sequence
 from deeplab.compat import slim, tf
 from deeplab.config import ModelConfig
 from deeplab.core import feature_extractor
+from deeplab.core import quantize
 from deeplab.core.layers import (activation, batch_norm_params, resize_bilinear,
                                  scale_dimension, split_separable_conv2d)
 
@@ -37,8 +38,8 @@ def _sum_merge(upper, projected, depth: int, kernel: int, separable: bool,
     upper = split_separable_conv2d(upper, filters=depth, rate=1, weight_decay=weight_decay,
                                    scope="decoder_split_sep_conv0" + suffix)
   else:
-    upper = slim.conv2d(upper, depth, kernel, scope="decoder_conv0" + suffix)
-  return upper + projected
+    upper = quantize.conv2d(upper, depth, kernel, scope="decoder_conv0" + suffix)
+  return quantize.add(upper, projected)
 
 
 def _concat_merge(features, depth: int, separable: bool, weight_decay: float, suffix: str):
@@ -48,7 +49,7 @@ def _concat_merge(features, depth: int, separable: bool, weight_decay: float, su
                                  scope="decoder_conv0" + suffix)
     return split_separable_conv2d(net, filters=depth, rate=1, weight_decay=weight_decay,
                                   scope="decoder_conv1" + suffix)
-  return slim.repeat(net, 2, slim.conv2d, depth, 3, scope="decoder_conv" + suffix)
+  return slim.repeat(net, 2, quantize.conv2d, depth, 3, scope="decoder_conv" + suffix)
 
 
 def refine_by_decoder(features, end_points, crop_size, decoder_output_stride: Sequence[int],
@@ -97,8 +98,8 @@ def refine_by_decoder(features, end_points, crop_size, decoder_output_stride: Se
       static_h = height if isinstance(height, int) else None
       static_w = width if isinstance(width, int) else None
       for i, key in enumerate(keys):
-        projected = slim.conv2d(end_points[key], projected_filters, 1,
-                                scope=f"feature_projection{i}{suffix}")
+        projected = quantize.conv2d(end_points[key], projected_filters, 1,
+                                    scope=f"feature_projection{i}{suffix}")
         merged = []
         for tensor in (net, projected):
           tensor = resize_bilinear(tensor, [height, width], tensor.dtype)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from deeplab.compat import slim, tf
 from deeplab.config import ModelConfig
+from deeplab.core import quantize
 
 
 def scale_dimension(dim, scale):
@@ -33,12 +34,12 @@ def split_separable_conv2d(inputs, filters: int, kernel_size=3, rate: int = 1,
   Unlike ``slim.separable_conv2d`` the activation sits between the two convs; variables
   live in ``<scope>_depthwise`` (not regularised) and ``<scope>_pointwise`` (L2).
   """
-  net = slim.separable_conv2d(
+  net = quantize.separable_conv2d(
       inputs, None, kernel_size=kernel_size, depth_multiplier=1, rate=rate,
       weights_initializer=tf.truncated_normal_initializer(
           stddev=depthwise_weights_initializer_stddev),
       weights_regularizer=None, scope=scope + "_depthwise")
-  return slim.conv2d(
+  return quantize.conv2d(
       net, filters, 1,
       weights_initializer=tf.truncated_normal_initializer(
           stddev=pointwise_weights_initializer_stddev),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 from deeplab.compat import slim, tf
+from deeplab.core import quantize
 from deeplab.errors import ConfigError
 
 SCOPE = "MobilenetV2"
@@ -89,17 +90,18 @@ def _expanded_conv(net, num_outputs: int, expansion: int, stride: int, rate: int
     # (V2_DEF's expand_input_by_factor); the first block keeps its input depth.
     inner = make_divisible(in_depth * expansion, 8 if expansion != 1 else 1)
     if inner > in_depth:
-      net = slim.conv2d(net, inner, [1, 1], stride=1, scope="expand")
+      net = quantize.conv2d(net, inner, [1, 1], stride=1, scope="expand")
       net = tf.identity(net, name="expansion_output")
       end_points[layer + "/expansion_output"] = net
-    net = slim.separable_conv2d(net, None, [3, 3], depth_multiplier=1, stride=stride,
-                                rate=rate, scope="depthwise")
+    net = quantize.separable_conv2d(net, None, [3, 3], depth_multiplier=1, stride=stride,
+                                    rate=rate, scope="depthwise")
     net = tf.identity(net, name="depthwise_output")
     end_points[layer + "/depthwise_output"] = net
     # Linear bottleneck: batch norm but no activation.
-    net = slim.conv2d(net, num_outputs, [1, 1], stride=1, activation_fn=None, scope="project")
+    net = quantize.conv2d(net, num_outputs, [1, 1], stride=1, activation_fn=None,
+                          scope="project")
     if stride == 1 and num_outputs == in_depth:
-      net = net + inputs
+      net = quantize.add(net, inputs)
     net = tf.identity(net, name="output")
     end_points[layer + "/output"] = net
   return net
@@ -161,7 +163,7 @@ def mobilenet_v2_base(inputs, depth_multiplier: float = 1.0,
     # output_stride, a strided layer runs with stride 1 at the current rate and every
     # later layer uses a rate multiplied by that stride.
     current_stride, rate = 1, 1
-    net = inputs
+    net = quantize.activation(inputs, "input_quant")
     for i, (kind, stride, channels, expansion) in enumerate(specs):
       if output_stride is not None and current_stride == output_stride:
         layer_stride, layer_rate = 1, rate
@@ -171,10 +173,11 @@ def mobilenet_v2_base(inputs, depth_multiplier: float = 1.0,
         current_stride *= stride
       layer = f"layer_{i + 1}"
       if kind == "conv":
-        net = slim.conv2d(net, depth(channels), [3, 3], stride=layer_stride,
-                          rate=layer_rate, scope="Conv")
+        net = quantize.conv2d(net, depth(channels), [3, 3], stride=layer_stride,
+                              rate=layer_rate, scope="Conv")
       elif kind == "head":
-        net = slim.conv2d(net, depth(channels), [1, 1], stride=layer_stride, scope="Conv_1")
+        net = quantize.conv2d(net, depth(channels), [1, 1], stride=layer_stride,
+                              scope="Conv_1")
       else:
         block = i - 1
         net = _expanded_conv(net, depth(channels), expansion, layer_stride, layer_rate,

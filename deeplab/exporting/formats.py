@@ -8,9 +8,10 @@ against it by the self-check (deeplab/exporting/scoring.py):
 
 - `tflite`: TFLite float32, standard ops only (no TF Select), run by LiteRT.
 - `tflite_float16`: weights stored as float16 (half the size; computed in float32 on CPU).
-- `tflite_int8`: post-training integer quantization: int8 weights and activations, ranges
-  calibrated on images of the calibration split (the train split, never the eval split);
-  ops without an int8 kernel fall back to float.
+- `tflite_int8`: integer quantization: int8 weights and activations, ranges calibrated on
+  images of the calibration split (the train split, never the eval split), ops without an
+  int8 kernel falling back to float; or, for a quantization-aware-trained model (its frozen
+  graph holds FakeQuant ops), the ranges learned in training, without calibration.
 - `onnx`: tf2onnx, dynamic height and width, run by onnxruntime.
 - `tflite_mobile`: the original's mobile form (deeplab/exporting/mobile.py), the one format
   not converted from the frozen graph: the sub-graph from the backbone's normalised input to
@@ -70,6 +71,23 @@ def format_problems(formats: Sequence[str]) -> List[str]:
   return out
 
 
+# The device formats of a quantization-aware-trained model (its frozen graph holds FakeQuant
+# ops): the int8 file. Converted as float, the fake-quant ops become quantize/dequantize pairs
+# (tflite, tflite_float16: 99.87% agreement, under FLOAT_MIN_AGREEMENT) or QLinearConv nodes
+# that onnxruntime refuses for dilated SAME convs (onnx); the mobile form has no int8 variant.
+QAT_DEVICE_FORMATS = (TFLITE_INT8,)
+
+
+def qat_format_problems(formats: Sequence[str]) -> List[str]:
+  """Why these formats cannot be exported from a quantization-aware-trained model."""
+  refused = [f for f in device_formats(formats) if f not in QAT_DEVICE_FORMATS]
+  if not refused:
+    return []
+  return [f"--formats {refused} of a quantization-aware-trained model (quantize_delay_step >= "
+          f"0 in its config.json) are not supported: its device format is "
+          f"{', '.join(QAT_DEVICE_FORMATS)} (docs/export.md); leave {refused} out"]
+
+
 def device_formats(formats: Iterable[str]) -> List[str]:
   """The requested device formats, in FORMATS order."""
   wanted = set(formats)
@@ -93,6 +111,12 @@ def tflite_model(frozen_graph_path: str, fmt: str,
   if fmt == TFLITE_FLOAT16:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
+  elif fmt == TFLITE_INT8 and has_fake_quant(frozen_graph_path):
+    # Quantization-aware training: every conv's weights and output already carry their int8
+    # range (FakeQuant* nodes); the converter turns each into the tensor's int8 scale and zero
+    # point and drops it. No calibration: the learned ranges are the ranges.
+    converter.inference_type = tf.int8
+    converter.quantized_input_stats = {eg.INPUT_NAME: (0.0, 1.0)}  # uint8 input: unused
   elif fmt == TFLITE_INT8:
     if not calibration:
       raise ValueError("int8 quantization needs calibration images")
@@ -104,6 +128,13 @@ def tflite_model(frozen_graph_path: str, fmt: str,
     raise KeyError(f"{fmt!r} is not a TFLite format; choose from {list(QUANTIZED_FORMATS)}"
                    f" or {TFLITE_FLOAT32!r}")
   return converter.convert()
+
+
+def has_fake_quant(frozen_graph_path: str) -> bool:
+  """Whether the frozen graph was built for quantization-aware training (fake-quant ops)."""
+  from deeplab.exporting import graph as eg
+  return any(node.op.startswith("FakeQuant")
+             for node in eg.read_frozen_graph(frozen_graph_path).node)
 
 
 def onnx_model(frozen_graph_path: str) -> bytes:

@@ -49,7 +49,8 @@ BAD_TRAIN = [
     ["--backbone_batch_norm_decay=1.5"],
     ["--image_pyramid=0"],
     ["--min_resize_value=0"],
-    ["--quantize_delay_step=0"],
+    ["--quantize_delay_step=0", "--num_clones=2", "--train_batch_size=2"],
+    ["--quantize_delay_step=0", "--model_variant=xception_41"],
     ["--drop_path_keep_prob=0"],
     ["--model_variant=nas_hnasnet", "--output_stride=16"],
     ["--model_variant=nas_pnasnet", "--output_stride=4"],
@@ -74,12 +75,11 @@ BAD_OTHER = [
     ("evaluate", ["--eval_scales=0"]),
     ("evaluate", ["--eval_crop_size=65"]),
     ("evaluate", ["--colormap_type=rainbow"]),
-    ("evaluate", ["--quantize_delay_step=1"]),
+    ("evaluate", ["--quantize_delay_step=1", "--model_variant=resnet_v1_50"]),
     ("vis", ["--vis_crop_size=1,2,3"]),
-    ("vis", ["--quantize_delay_step=1"]),
+    ("vis", ["--quantize_delay_step=1", "--model_variant=resnet_v1_50"]),
     ("export", ["--num_check_images=0"]),
     ("export", ["--inference_scales=-1"]),
-    ("export", ["--quantize_delay_step=1"]),
     ("build-tfrecords", ["--format=jpeg"]),
     ("build-tfrecords", ["--format=folder", "--split_lists=train"]),
     ("build-tfrecords", ["--format=synthetic", "--on_bad_example=ignore"]),
@@ -95,6 +95,22 @@ def test_invalid_setting_of_other_commands_exits_2(dataset, tmp_path, command, b
            "export": [f"--checkpoint_dir={tmp_path}", f"--export_path={tmp_path / 'exp'}"],
            "build-tfrecords": [f"--output_dir={tmp_path / 'out'}", f"--source={tmp_path}"]}
   assert cli.run_command(command, [*paths[command], *bad]) == 2
+
+
+def test_quantization_aware_training_refusals_name_the_setting_and_the_fix():
+  """The original's one-clone restriction, and the variants whose convs are quantized."""
+  from deeplab.config import ModelConfig, TrainConfig
+  qat = ModelConfig(quantize_delay_step=0)
+  assert qat.problems() == []
+  assert ModelConfig(quantize_delay_step=-1, model_variant="xception_41").problems() == []
+  assert TrainConfig(model=qat, num_clones=1, train_batch_size=2).problems() == []
+  [clones] = TrainConfig(model=qat, num_clones=2, train_batch_size=2).problems()
+  assert "num_clones 2" in clones and "--num_clones=1" in clones
+  assert TrainConfig(model=ModelConfig(), num_clones=2, train_batch_size=2).problems() == []
+  [variant] = ModelConfig(quantize_delay_step=5, model_variant="xception_41").problems()
+  assert "supports model_variant mobilenet_v2, not xception_41" in variant
+  [dpc] = ModelConfig(quantize_delay_step=5, dense_prediction_cell_json="dpc.json").problems()
+  assert "dense_prediction_cell_json" in dpc
 
 
 def test_library_settings_errors_are_bad_input_not_transient():
