@@ -13,8 +13,11 @@ demo: setup
 TEST_WORKERS ?= 2
 PYTEST = .venv/bin/python -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
+# The Vertex AI target's tests run in a second process of their own (they skip in the first):
+# its provider cannot share the first one's python-dateutil and tenacity.
 test: setup
 	$(PYTEST)
+	$(MAKE) --no-print-directory test-vertex
 
 # The Vertex AI serving target's tests against the real Google provider, which cannot join the
 # lock (docs/deploy.md): installed with --no-deps beside the venv, first on the path.
