@@ -22,7 +22,7 @@ test: setup
 # The Vertex AI serving target's tests against the real Google provider, which cannot join the
 # lock (docs/deploy.md): installed with --no-deps beside the venv, first on the path.
 test-vertex: setup
-	.venv/bin/pip install -q --no-deps --no-compile --target build/vertex-extra -r tests/vertex_extra.txt
+	.venv/bin/pip install -q --no-deps --no-compile --upgrade --target build/vertex-extra -r tests/vertex_extra.txt
 	PYTHONPATH=build/vertex-extra .venv/bin/python -m pytest tests/operators/test_vertex_ai_target.py -q -rs
 
 test-fast: setup
