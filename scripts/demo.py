@@ -44,20 +44,38 @@ def airflow_env(airflow_home: str | None = None, storage_root: str | None = None
   }
 
 
-def run_dag(conf: dict) -> tuple:
+def run_dag(conf: dict, dag_id: str = "deeplab_retrain") -> tuple:
   """dag.test() in this process (the environment must be set before airflow is imported).
 
   Returns (dag_run, {task_id: (state, seconds)}).
   """
-  sys.path[:0] = [str(REPO), str(REPO / "dags")]
+  for path in (str(REPO / "dags"), str(REPO)):
+    if path not in sys.path:
+      sys.path.insert(0, path)
   from airflow.dag_processing.dagbag import DagBag
 
   bag = DagBag(dag_folder=str(REPO / "dags"))
   if bag.import_errors:
     raise SystemExit(f"DAG import errors: {bag.import_errors}")
-  dag = bag.dags["deeplab_retrain"]
-  dr = dag.test(run_conf=conf)
+  dr = bag.dags[dag_id].test(run_conf=conf)
   return dr, task_times(dr.dag_id, dr.run_id)
+
+
+def run_deploy(model_name: str) -> dict:
+  """deeplab_deploy on the promoted model, as the model Asset starts it under a scheduler
+  (dag.test runs no Asset consumer): the version a server now serves, checked by a request."""
+  from deeplab_pipeline import history
+  from operators.settings import storage_root
+
+  dr, times = run_dag({"model_name": model_name}, "deeplab_deploy")
+  out = {"state": str(dr.state),
+         "tasks": {k: {"state": s, "seconds": round(t, 1)} for k, (s, t) in times.items()}}
+  lines = history.read(history.history_uri(storage_root(), model_name))
+  if out["state"] == "success" and lines:
+    # A deploy that succeeded passed its request check (a failed check exits 2, pushes nothing).
+    out.update(version=lines[-1]["version"], model_dir=lines[-1]["model_dir"],
+               request_check="passed")
+  return out
 
 
 def task_times(dag_id: str, run_id: str) -> dict:
@@ -109,6 +127,7 @@ def summarize(dr, times: dict) -> dict:
     out["formats"] = export_formats(storage.read_json(export_result_uri))
   champion = (storage.read_json(plan["champion_uri"])
               if storage.exists(plan["champion_uri"]) else None)
+  out["model_name"] = plan["model_name"]
   out["promoted"] = bool(champion and champion.get("run_id") == plan["run_id"])
   out["champion"] = plan["champion_uri"] if champion else None
   return out
@@ -147,6 +166,12 @@ def print_summary(s: dict) -> None:
 
     lines.append("  formats:")
     lines.extend("    " + line for line in report.markdown(s["formats"]).splitlines())
+  d = s.get("deploy")
+  if d:
+    lines.append(f"  served:    version {d['version']} at {d['model_dir']} (TF Serving layout; "
+                 f"request check {d['request_check']})" if d.get("version") else
+                 f"  served:    deeplab_deploy {d['state']}: "
+                 + ", ".join(f"{k} {v['state']}" for k, v in d["tasks"].items()))
   if s.get("training"):
     lines.append(f"  training:  {s['training']}")
   lines.append("  tasks:     " + ", ".join(f"{k} {v['state']} {v['seconds']}s"
@@ -230,6 +255,8 @@ def main(argv=None) -> int:
   start = time.perf_counter()
   dr, times = run_dag(conf)
   summary = summarize(dr, times)
+  if summary.get("promoted"):
+    summary["deploy"] = run_deploy(summary["model_name"])
   summary["wall_seconds"] = round(time.perf_counter() - start, 1)
   if args.child:
     print(SUMMARY_MARK + json.dumps(summary), flush=True)
@@ -241,7 +268,8 @@ def report(summary: dict, as_json: bool) -> int:
   print_summary(summary)
   if as_json:
     print(json.dumps(summary))
-  return 0 if summary["state"] == "success" else 1
+  deployed = summary.get("deploy", {}).get("state", "success")
+  return 0 if summary["state"] == "success" and deployed == "success" else 1
 
 
 if __name__ == "__main__":

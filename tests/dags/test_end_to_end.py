@@ -71,6 +71,10 @@ def test_demo_local_twice_second_run_skips_conversion(tmp_path):
   assert (pathlib.Path(first["export"]) / "frozen_inference_graph.pb").is_file()
   assert_export_serves_the_split_as_scored(first)
   assert first["promoted"] is True
+  # The promoted model reaches serving: deeplab_deploy pushed it as version 1, request-checked.
+  deploy = first["deploy"]
+  assert (deploy["state"], deploy["version"], deploy["request_check"]) == ("success", 1, "passed")
+  assert (pathlib.Path(deploy["model_dir"]) / "1" / "saved_model.pb").is_file()
   champion = json.loads(pathlib.Path(first["champion"]).read_text())
   assert champion["run_id"] in first["run_dir"]
   # runs/<run_id>/config.json is the contract: training adds the resolved class count only.
@@ -86,6 +90,9 @@ def test_demo_local_twice_second_run_skips_conversion(tmp_path):
   assert second["conversion"].startswith("skipped: dataset fingerprint")
   assert second["dataset_dir"] == first["dataset_dir"]
   assert second["tasks"]["train"]["state"] == "success"  # a manual run trains again
+  if second["promoted"]:  # versions only go up, the first stays
+    assert second["deploy"]["version"] == 2
+    assert (pathlib.Path(deploy["model_dir"]) / "1" / "saved_model.pb").is_file()
   # The champion is evaluated on this run's split and the gate compares image by image.
   assert first["tasks"]["evaluate_champion"]["state"] == "skipped"  # no champion yet
   assert second["tasks"]["evaluate_champion"]["state"] == "success"
