@@ -60,6 +60,13 @@ def wait(predicate, timeout, what, logs, interval=2.0):
   raise AssertionError(f"timed out waiting for {what}\n{tails}")
 
 
+def finished_runs(base: str, token: str, dag_id: str) -> list:
+  """The DAG's runs that ended (success or failed), through the REST API."""
+  status, body = request("GET", f"{base}/api/v2/dags/{dag_id}/dagRuns", token)
+  assert status == 200, body
+  return [r for r in body["dag_runs"] if r["state"] in ("success", "failed")]
+
+
 class AirflowServices:
   """Starts the services; `base`, `token`, `logs` once `start_all()` returned."""
 
@@ -161,16 +168,11 @@ class AirflowServices:
       return state if state in ("success", "failed") else None
     return wait(finished, timeout, "the DAG run", self.logs)
 
-  def finished_runs(self, dag_id: str) -> list:
-    status, body = request("GET", f"{self.base}/api/v2/dags/{dag_id}/dagRuns", self.token)
-    assert status == 200, body
-    return [r for r in body["dag_runs"] if r["state"] in ("success", "failed")]
-
   def wait_deployed(self, timeout: float = 300) -> dict:
     """The deeplab_deploy run the promotion's model Asset started, once finished: its processes
     mention the storage root too, so a test that checks nothing is left waits for it."""
-    return wait(lambda: (self.finished_runs("deeplab_deploy") or [None])[0], timeout,
-                "deeplab_deploy on the promoted model", self.logs)
+    return wait(lambda: (finished_runs(self.base, self.token, "deeplab_deploy") or [None])[0],
+                timeout, "deeplab_deploy on the promoted model", self.logs)
 
   def task_instances(self, run_url: str) -> dict:
     status, body = request("GET", f"{run_url}/taskInstances", self.token)

@@ -14,7 +14,8 @@ import urllib.request
 
 import pytest
 
-from tests.dags.airflow_services import AirflowServices, request as _request, wait as _wait
+from tests.dags.airflow_services import AirflowServices, finished_runs as _finished_runs
+from tests.dags.airflow_services import request as _request, wait as _wait
 from tests.dags.test_end_to_end import TINY
 from tests.dags.test_lost_workers import _processes_mentioning
 
@@ -124,12 +125,6 @@ def assert_group_trained_what_evaluate_and_export_read(storage, tmp_path, conf):
 
 def _run_url(base, dag_id, run_id):
   return f"{base}/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"
-
-
-def _finished_runs(base, token, dag_id):
-  status, body = _request("GET", f"{base}/api/v2/dags/{dag_id}/dagRuns", token)
-  assert status == 200, body
-  return [r for r in body["dag_runs"] if r["state"] in ("success", "failed")]
 
 
 def _trigger_and_wait(base, token, logs, dag_id, conf):
