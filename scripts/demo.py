@@ -68,8 +68,7 @@ def run_deploy(model_name: str) -> dict:
   from operators.settings import storage_root
 
   dr, times = run_dag({"model_name": model_name}, "deeplab_deploy")
-  out = {"state": str(dr.state),
-         "tasks": {k: {"state": s, "seconds": round(t, 1)} for k, (s, t) in times.items()}}
+  out = {"state": str(dr.state), "tasks": task_states(times)}
   lines = history.read(history.history_uri(storage_root(), model_name))
   if out["state"] == "success" and lines:
     # A deploy that succeeded passed its request check (a failed check exits 2, pushes nothing).
@@ -91,6 +90,11 @@ def task_times(dag_id: str, run_id: str) -> dict:
                          if ti.start_date and ti.end_date else 0.0) for ti in tis}
 
 
+def task_states(times: dict) -> dict:
+  """The summary's form of task_times: {task_id: {'state', 'seconds'}}."""
+  return {k: {"state": s, "seconds": round(t, 1)} for k, (s, t) in times.items()}
+
+
 def summarize(dr, times: dict) -> dict:
   """Reads the run's plan, gate decision, metrics and the champion pointer from storage."""
   from deeplab import storage
@@ -99,7 +103,7 @@ def summarize(dr, times: dict) -> dict:
 
   run_dir = storage.join(storage_root(), "runs", safe_run_id(dr.run_id))
   out = {"run_id": dr.run_id, "state": str(dr.state), "run_dir": run_dir,
-         "tasks": {k: {"state": s, "seconds": round(t, 1)} for k, (s, t) in times.items()}}
+         "tasks": task_states(times)}
   plan_uri = storage.join(run_dir, "plan.json")
   if not storage.exists(plan_uri):
     return out
